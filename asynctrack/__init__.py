@@ -1,1 +1,23 @@
-"""asynctrack: the MLflow Tracking API, on a background writer into MLflow's own SQLite file."""
+"""asynctrack: the MLflow Tracking API, on a background writer into MLflow's own SQLite file.
+
+``import asynctrack as mlflow``: the names here are MLflow's.
+"""
+
+from . import entities, exceptions
+from .client import MlflowClient
+from .exceptions import MlflowException
+from .run_operations import RunOperations
+from .tracking_uri import get_tracking_uri, is_tracking_uri_set, set_tracking_uri
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MlflowClient",
+    "MlflowException",
+    "RunOperations",
+    "entities",
+    "exceptions",
+    "get_tracking_uri",
+    "is_tracking_uri_set",
+    "set_tracking_uri",
+]

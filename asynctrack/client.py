@@ -1,0 +1,379 @@
+"""MlflowClient: MLflow 3.18's tracking client, turning calls into events for the writer.
+
+Input is checked here, in the caller's thread, with MLflow's rules and messages; what depends on
+the database (a run's state, a param already logged) is checked by the store when the record is
+applied. Reads flush this process's pending writes first, so a process always reads its own
+writes, asynchronous ones included.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from itertools import zip_longest
+from typing import Any
+
+from . import _validation as v
+from . import events
+from ._names import generate_run_name
+from .entities import Experiment, Metric, Param, Run, RunStatus, RunTag
+from .exceptions import INVALID_PARAMETER_VALUE, MlflowException
+from .run_operations import RunOperations, get_combined_run_operations
+from .store import Store, store_for_uri
+from .tracking_uri import get_tracking_uri
+from .writer import Writer, writer_for
+
+RUN_NAME_TAG = "mlflow.runName"
+USER_TAG = "mlflow.user"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# Keys and run ids already found valid: the hot path checks a set instead of a regex.
+_valid_metric_keys: set[str] = set()
+_MAX_CACHED_KEYS = 100_000
+
+_PARAM_VALIDATION_MSG = v.PARAM_VALIDATION_MSG if hasattr(v, "PARAM_VALIDATION_MSG") else ""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _async_default() -> bool:
+    """MLFLOW_ENABLE_ASYNC_LOGGING, read per call as MLflow does."""
+    return os.environ.get("MLFLOW_ENABLE_ASYNC_LOGGING", "false").strip().lower() in ("true", "1")
+
+
+def _experiment_id_int(experiment_id: Any) -> int:
+    return v.parse_experiment_id(experiment_id)
+
+
+def _resolve_if_local(location: str) -> str:
+    """MLflow's resolve_uri_if_local: a relative local path becomes absolute."""
+    import pathlib
+    import urllib.parse
+
+    parsed = urllib.parse.urlparse(location)
+    if parsed.scheme not in ("", "file") and len(parsed.scheme) != 1:
+        return location
+    local_path = parsed.path if parsed.scheme == "file" else location
+    if pathlib.Path(local_path).is_absolute():
+        return location
+    absolute = pathlib.Path.cwd().joinpath(local_path).as_posix()
+    if parsed.scheme == "":
+        return absolute
+    return urllib.parse.urlunsplit((parsed.scheme, None, absolute, parsed.query, parsed.fragment))
+
+
+class MlflowClient:
+    """Client of an MLflow tracking store, with MLflow 3.18's signatures and behaviour."""
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        registry_uri: str | None = None,
+        workspace_store_uri: str | None = None,
+    ) -> None:
+        self._tracking_uri = os.fspath(tracking_uri) if tracking_uri else get_tracking_uri()
+        self._registry_uri = registry_uri or self._tracking_uri
+        self._store: Store = store_for_uri(self._tracking_uri)
+        self._writer: Writer = writer_for(self._store)
+
+    @property
+    def tracking_uri(self) -> str:
+        return self._tracking_uri
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _write(self, *record: Any) -> Any:
+        """A lifecycle write: queued behind everything logged before it, waited for."""
+        return self._writer.submit_wait(events.encode(*record))
+
+    def _read(self):
+        self._writer.flush()
+        return self._store
+
+    # -- experiments ----------------------------------------------------------------------------
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
+    ) -> str:
+        v.validate_experiment_artifact_location(artifact_location)
+        v.validate_experiment_name(name)
+        if artifact_location:
+            artifact_location = _resolve_if_local(artifact_location)
+            v.validate_experiment_artifact_location_length(artifact_location)
+        tag_pairs = list((tags or {}).items())
+        for key, value in tag_pairs:
+            v.validate_experiment_tag(key, value)
+        return self._write(
+            events.CREATE_EXPERIMENT, name, artifact_location or None, tag_pairs, _now_ms()
+        )
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self._read().get_experiment(_experiment_id_int(experiment_id or "0"))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self._read().get_experiment_by_name(name)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        exp = _experiment_id_int(experiment_id or "0")
+        self._write(events.DELETE_EXPERIMENT, str(exp), _now_ms())
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        exp = _experiment_id_int(experiment_id or "0")
+        self._write(events.RESTORE_EXPERIMENT, str(exp), _now_ms())
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        v.validate_experiment_name(new_name)
+        exp = _experiment_id_int(experiment_id or "0")
+        self._write(events.RENAME_EXPERIMENT, str(exp), new_name, _now_ms())
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        value = str(value)
+        v.validate_experiment_tag(key, value)
+        exp = _experiment_id_int(experiment_id or "0")
+        self._write(events.SET_EXPERIMENT_TAG, str(exp), key, value)
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        exp = _experiment_id_int(experiment_id or "0")
+        self._write(events.DELETE_EXPERIMENT_TAG, str(exp), key)
+
+    # -- runs -----------------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        start_time: int | None = None,
+        tags: dict[str, Any] | None = None,
+        run_name: str | None = None,
+    ) -> Run:
+        tags = dict(tags or {})
+        user_id = tags.get(USER_TAG, "unknown")
+        exp = _experiment_id_int(experiment_id or "0")
+        name_tag = tags.get(RUN_NAME_TAG)
+        if run_name and name_tag and run_name != name_tag:
+            raise MlflowException(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+                f"different values (run_name='{run_name}', mlflow.runName='{name_tag}').",
+                INVALID_PARAMETER_VALUE,
+            )
+        run_name = run_name or name_tag or generate_run_name()
+        if not name_tag:
+            tags[RUN_NAME_TAG] = run_name
+        run_id = uuid.uuid4().hex
+        self._write(
+            events.CREATE_RUN,
+            run_id,
+            str(exp),
+            user_id,
+            start_time or _now_ms(),
+            [[k, val] for k, val in tags.items()],
+            run_name,
+        )
+        return self._store.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        v.validate_run_id(run_id)
+        return self._read().get_run(run_id)
+
+    def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
+        if status is None and name is None:
+            return
+        run = self.get_run(run_id)
+        status = status or run.info.status
+        self._write(events.UPDATE_RUN, run_id, _status(status), run.info.end_time, name or None)
+
+    def set_terminated(
+        self, run_id: str, status: str | None = None, end_time: int | None = None
+    ) -> None:
+        end_time = end_time or _now_ms()
+        status = status or RunStatus.to_string(RunStatus.FINISHED)
+        self._write(events.UPDATE_RUN, run_id, _status(status), end_time, None)
+
+    def delete_run(self, run_id: str) -> None:
+        self._write(events.DELETE_RUN, run_id, _now_ms())
+
+    def restore_run(self, run_id: str) -> None:
+        self._write(events.RESTORE_RUN, run_id)
+
+    # -- logging --------------------------------------------------------------------------------
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
+        step: int | None = None,
+        synchronous: bool | None = None,
+        dataset_name: str | None = None,
+        dataset_digest: str | None = None,
+        model_id: str | None = None,
+    ) -> RunOperations | None:
+        if synchronous is None:
+            synchronous = not _async_default()
+        if timestamp is None:
+            timestamp = int(time.time() * 1000)
+        if step is None:
+            step = 0
+        if type(value) is not float:
+            value = v.convert_metric_value_to_float_if_possible(value)
+        # The common case passes on four type checks and a set lookup; anything else gets the
+        # full rules (and the exact MLflow message) below.
+        if not (
+            key in _valid_metric_keys
+            and type(value) is float
+            and type(step) is int
+            and type(timestamp) is int
+            and _INT64_MIN <= step <= _INT64_MAX
+            and 0 <= timestamp <= _INT64_MAX
+        ):
+            try:
+                # MLflow validates an asynchronous metric inside a one-metric batch.
+                v.validate_metric(key, value, timestamp, step, path="" if synchronous else "metrics[0]")
+                value, step, timestamp = float(value), int(step), int(timestamp)
+            except MlflowException as error:
+                if synchronous:
+                    raise
+                return RunOperations._failed(error)
+            if len(_valid_metric_keys) >= _MAX_CACHED_KEYS:
+                _valid_metric_keys.clear()
+            _valid_metric_keys.add(key)
+        payload = events.encode_metric(run_id, key, value, timestamp, step)
+        if synchronous:
+            self._writer.submit_wait(payload)
+            return None
+        return RunOperations._pending(self._writer, self._writer.submit(payload))
+
+    def log_param(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any:
+        if synchronous is None:
+            synchronous = not _async_default()
+        try:
+            param = v.validate_param(key, str(value))
+        except MlflowException as error:
+            if synchronous:
+                raise _with_param_hint(error)
+            return RunOperations._failed(error)
+        payload = events.encode(events.PARAM, run_id, param.key, param.value)
+        if synchronous:
+            try:
+                self._writer.submit_wait(payload)
+            except MlflowException as error:
+                raise _with_param_hint(error)
+            return value
+        return RunOperations._pending(self._writer, self._writer.submit(payload))
+
+    def set_tag(
+        self, run_id: str, key: str, value: Any, synchronous: bool | None = None
+    ) -> RunOperations | None:
+        if synchronous is None:
+            synchronous = not _async_default()
+        try:
+            tag = v.validate_tag(key, str(value))
+        except MlflowException as error:
+            if synchronous:
+                raise
+            return RunOperations._failed(error)
+        payload = events.encode(events.TAG, run_id, tag.key, tag.value)
+        if synchronous:
+            self._writer.submit_wait(payload)
+            return None
+        return RunOperations._pending(self._writer, self._writer.submit(payload))
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self._write(events.DELETE_TAG, run_id, key)
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+        synchronous: bool | None = None,
+    ) -> RunOperations | None:
+        if synchronous is None:
+            synchronous = not _async_default()
+        if len(metrics) == 0 and len(params) == 0 and len(tags) == 0:
+            return None
+        metrics = [
+            Metric(
+                m.key,
+                v.convert_metric_value_to_float_if_possible(m.value),
+                m.timestamp,
+                m.step,
+            )
+            for m in metrics
+        ]
+        chunks = list(_chunk_like_mlflow(metrics, list(params), list(tags)))
+        payloads = []
+        try:
+            for chunk_metrics, chunk_params, chunk_tags in chunks:
+                payloads.append(self._batch_payload(run_id, chunk_metrics, chunk_params, chunk_tags))
+        except MlflowException as error:
+            if synchronous:
+                raise
+            return RunOperations._failed(error)
+        if synchronous:
+            for payload in payloads:
+                self._writer.submit_wait(payload)
+            return None
+        return get_combined_run_operations(
+            [RunOperations._pending(self._writer, self._writer.submit(p)) for p in payloads]
+        )
+
+    @staticmethod
+    def _batch_payload(run_id, metrics, params, tags) -> bytes:
+        """Validate one MLflow-sized batch as MLflow's store does, and encode it."""
+        v.validate_run_id(run_id)
+        metrics, params, tags = v.validate_batch_log_data(metrics, params, tags)
+        v.validate_batch_log_limits(metrics, params, tags)
+        v.validate_param_keys_unique(params)
+        return events.encode(
+            events.BATCH,
+            run_id,
+            [[m.key, float(m.value), int(m.timestamp), int(m.step)] for m in metrics],
+            [[p.key, p.value] for p in params],
+            [[t.key, t.value] for t in tags],
+        )
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        metrics, _ = self._read().get_metric_history(run_id, key)
+        return metrics
+
+    # -- lifecycle of the client ------------------------------------------------------------------
+    def flush(self) -> None:
+        """Wait until everything this process logged to this client's store is stored."""
+        self._writer.flush()
+
+
+_STATUS_STRINGS = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+
+
+def _status(status: str) -> str:
+    """A run status string, refused with MlflowException (MLflow raises a bare Exception)."""
+    if status not in _STATUS_STRINGS:
+        raise MlflowException(
+            f"Could not get run status corresponding to string {status}. Valid run status "
+            f"strings: {list(_STATUS_STRINGS)}",
+            INVALID_PARAMETER_VALUE,
+        )
+    return status
+
+
+def _with_param_hint(error: MlflowException) -> MlflowException:
+    """MLflow appends its 'params are immutable' explanation to a synchronous param error."""
+    if error.error_code == "INVALID_PARAMETER_VALUE":
+        return MlflowException(f"{error.message}{_PARAM_VALIDATION_MSG}", INVALID_PARAMETER_VALUE)
+    return error
+
+
+def _chunk_like_mlflow(metrics: list, params: list, tags: list):
+    """Split a batch as MLflow's client does: ≤100 params, ≤100 tags, ≤1000 entities a request."""
+    limit = v.MAX_PARAMS_TAGS_PER_BATCH
+    param_chunks = [params[i : i + limit] for i in range(0, len(params), limit)]
+    tag_chunks = [tags[i : i + limit] for i in range(0, len(tags), limit)]
+    for chunk_params, chunk_tags in zip_longest(param_chunks, tag_chunks, fillvalue=[]):
+        size = min(v.MAX_ENTITIES_PER_BATCH - len(chunk_params) - len(chunk_tags), v.MAX_METRICS_PER_BATCH)
+        size = max(size, 0)
+        yield metrics[:size], chunk_params, chunk_tags
+        metrics = metrics[size:]
+    for i in range(0, len(metrics), v.MAX_METRICS_PER_BATCH):
+        yield metrics[i : i + v.MAX_METRICS_PER_BATCH], [], []

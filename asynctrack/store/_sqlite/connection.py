@@ -1,0 +1,111 @@
+"""Opening SQLite files the way several processes can share them, and riding out contention.
+
+WAL lets readers run beside the one writer; ``synchronous=NORMAL`` in WAL mode keeps every
+committed transaction safe from a killed process (only an OS crash can lose the last ones);
+``BEGIN IMMEDIATE`` takes the write lock up front so a transaction never fails half-way on a
+lock upgrade; and whatever SQLITE_BUSY still gets through the busy timeout is retried here with
+jittered backoff, so that no caller ever sees "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from ...exceptions import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE, MlflowException
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_S = 5.0
+# How long a write or read keeps retrying through contention before it gives up with a clear
+# error. Generous: a training job would rather wait than lose data.
+RETRY_DEADLINE_S = float(os.environ.get("ASYNCTRACK_SQLITE_RETRY_DEADLINE", "300"))
+
+
+def path_from_uri(uri: str) -> str:
+    """The file path of a ``sqlite:`` URI, as SQLAlchemy (and so MLflow) reads it."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme != "sqlite":
+        raise MlflowException(f"Not a sqlite URI: {uri!r}", INVALID_PARAMETER_VALUE)
+    # sqlite:///relative.db -> path "/relative.db" -> "relative.db";
+    # sqlite:////abs/x.db -> "//abs/x.db" -> "/abs/x.db".
+    rest = uri[len("sqlite://") :]
+    if rest.startswith("/"):
+        rest = rest[1:]
+    path = rest.split("?", 1)[0]
+    if path in ("", ":memory:"):
+        raise MlflowException(
+            "asynctrack needs a database file: in-memory SQLite cannot be shared between the "
+            "writer and readers. Use sqlite:///path/to/file.db.",
+            INVALID_PARAMETER_VALUE,
+        )
+    return urllib.parse.unquote(path)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for the transient lock errors that a retry cures."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def connect(path: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN ourselves) with the shared pragmas."""
+    conn = sqlite3.connect(
+        path,
+        timeout=BUSY_TIMEOUT_S,
+        isolation_level=None,
+        check_same_thread=check_same_thread,
+    )
+    configure(conn)
+    return conn
+
+
+PRAGMAS = (
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA cache_size=-65536",
+    "PRAGMA temp_store=MEMORY",
+)
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    for pragma in PRAGMAS:
+        retry_sync(lambda p=pragma: conn.execute(p))
+
+
+def backoff_delays() -> Iterator[float]:
+    """Jittered exponential backoff, capped, until the deadline passes."""
+    deadline = time.monotonic() + RETRY_DEADLINE_S
+    delay = 0.002
+    while time.monotonic() < deadline:
+        yield delay * (0.5 + random.random())
+        delay = min(delay * 2, 0.25)
+
+
+def unavailable(exc: BaseException) -> MlflowException:
+    return MlflowException(
+        f"The SQLite database stayed locked for {RETRY_DEADLINE_S:.0f} s ({exc}); another "
+        "process holds a write transaction open.",
+        TEMPORARILY_UNAVAILABLE,
+    )
+
+
+def retry_sync(fn: Callable[[], T]) -> T:
+    """Run ``fn`` and retry it through SQLITE_BUSY."""
+    last: BaseException | None = None
+    for delay in backoff_delays():
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            last = exc
+            time.sleep(delay)
+    raise unavailable(last or RuntimeError("deadline"))
+

@@ -1,0 +1,181 @@
+"""Reading MLflow's tables back into entities, with the SQL store's errors and orderings."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+
+from ...entities import (
+    Experiment,
+    ExperimentTag,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunInputs,
+    RunTag,
+)
+from ...exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, MlflowException
+
+NAN = float("nan")
+
+_EXPERIMENT_COLUMNS = (
+    "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, "
+    "workspace"
+)
+_RUN_COLUMNS = (
+    "run_uuid, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri, "
+    "experiment_id"
+)
+
+
+def experiment_not_found(experiment_id: int | str) -> MlflowException:
+    return MlflowException(f"No Experiment with id={experiment_id} exists", RESOURCE_DOES_NOT_EXIST)
+
+
+def run_not_found(run_id: str) -> MlflowException:
+    return MlflowException(f"Run with id={run_id} not found", RESOURCE_DOES_NOT_EXIST)
+
+
+def _experiment(conn: sqlite3.Connection, row: tuple) -> Experiment:
+    exp_id, name, location, stage, created, updated, workspace = row
+    tags = [
+        ExperimentTag(k, v)
+        for k, v in conn.execute(
+            "SELECT key, value FROM experiment_tags WHERE experiment_id = ?", (exp_id,)
+        )
+    ]
+    return Experiment(
+        str(exp_id),
+        name,
+        location,
+        stage,
+        tags=tags,
+        creation_time=created,
+        last_update_time=updated,
+        workspace=workspace,
+    )
+
+
+def experiment_by_id(conn: sqlite3.Connection, experiment_id: int) -> Experiment:
+    row = conn.execute(
+        f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE experiment_id = ?", (experiment_id,)
+    ).fetchone()
+    if row is None:
+        raise experiment_not_found(experiment_id)
+    return _experiment(conn, row)
+
+
+def experiment_by_name(conn: sqlite3.Connection, name: str) -> Experiment | None:
+    row = conn.execute(
+        f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE name = ?", (name,)
+    ).fetchone()
+    return None if row is None else _experiment(conn, row)
+
+
+def _metric(key: str, value: float, timestamp: int, step: int, is_nan: int) -> Metric:
+    return Metric._from_row(key, NAN if is_nan else value, timestamp, step)
+
+
+def run(conn: sqlite3.Connection, run_id: str) -> Run:
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
+    if row is None:
+        raise run_not_found(run_id)
+    run_uuid, name, user_id, status, start, end, stage, artifact_uri, exp_id = row
+    info = RunInfo(
+        run_uuid,
+        str(exp_id),
+        user_id,
+        status,
+        start,
+        end,
+        stage,
+        artifact_uri=artifact_uri,
+        run_name=name,
+    )
+    metrics = [
+        _metric(*r)
+        for r in conn.execute(
+            "SELECT key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid = ?",
+            (run_id,),
+        )
+    ]
+    params = [
+        Param(k, v) for k, v in conn.execute("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,))
+    ]
+    tags = [
+        RunTag(k, v) for k, v in conn.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,))
+    ]
+    return Run(info, RunData(metrics=metrics, params=params, tags=tags), RunInputs(dataset_inputs=[]))
+
+
+def run_state(conn: sqlite3.Connection, run_id: str) -> tuple[str, str] | None:
+    """(lifecycle_stage, status) of a run, or None if there is no such run."""
+    return conn.execute(
+        "SELECT lifecycle_stage, status FROM runs WHERE run_uuid = ?", (run_id,)
+    ).fetchone()
+
+
+def create_page_token(offset: int) -> str:
+    """MLflow's page token: base64 of ``{"offset": n}``."""
+    return base64.b64encode(json.dumps({"offset": offset}).encode("utf-8")).decode("utf-8")
+
+
+def parse_page_token(page_token: str | None) -> int:
+    """The offset in a page token, with MLflow's errors for a bad one."""
+    if not page_token:
+        return 0
+    try:
+        decoded = base64.b64decode(page_token)
+    except (TypeError, ValueError):
+        raise MlflowException(
+            "Invalid page token, could not base64-decode", INVALID_PARAMETER_VALUE
+        ) from None
+    try:
+        parsed = json.loads(decoded)
+    except ValueError:
+        raise MlflowException(
+            f"Invalid page token, decoded value={decoded}", INVALID_PARAMETER_VALUE
+        ) from None
+    offset = parsed.get("offset") if isinstance(parsed, dict) else None
+    if not offset:
+        raise MlflowException(f"Invalid page token, parsed value={parsed}", INVALID_PARAMETER_VALUE)
+    try:
+        offset = int(offset)
+    except (TypeError, ValueError):
+        raise MlflowException(
+            f"Invalid page token, not stringable {offset}", INVALID_PARAMETER_VALUE
+        ) from None
+    return offset
+
+
+def metric_history(
+    conn: sqlite3.Connection,
+    run_id: str,
+    key: str,
+    max_results: int | None = None,
+    page_token: str | None = None,
+) -> tuple[list[Metric], str | None]:
+    """Every point of one metric, in MLflow's order (timestamp, step, value), paged as MLflow."""
+    offset = parse_page_token(page_token)
+    sql = (
+        "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? AND key = ? "
+        "ORDER BY timestamp, step, value"
+    )
+    args: tuple = (run_id, key)
+    if max_results is not None:
+        sql += " LIMIT ? OFFSET ?"
+        args += (max_results + 1, offset)
+    elif offset:
+        sql += " LIMIT -1 OFFSET ?"
+        args += (offset,)
+    from_row = Metric._from_row
+    rows = conn.execute(sql, args).fetchall()
+    metrics = [from_row(k, NAN if n else v, t, s) for k, v, t, s, n in rows]
+    next_token = None
+    if max_results is not None and len(metrics) == max_results + 1:
+        next_token = create_page_token(offset + max_results)
+        metrics = metrics[:max_results]
+    return metrics, next_token

@@ -1,0 +1,109 @@
+"""MLflow 3.18's file format: create it in a new file, accept it in an existing one.
+
+A new file gets the whole schema (71 tables at alembic revision f4a9b2c7d1e6, exactly what
+MLflow 3.18 creates) and the ``Default`` experiment in one exclusive transaction, so processes
+racing to create the same file all end up with one complete schema. A file that MLflow created
+at that revision is used as it is; any other revision is refused with what to do about it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from importlib import resources
+
+from ...exceptions import MlflowException
+from .connection import connect, retry_sync
+
+SCHEMA_REVISION = "f4a9b2c7d1e6"
+DEFAULT_EXPERIMENT_ID = 0
+DEFAULT_EXPERIMENT_NAME = "Default"
+
+
+def _schema_statements() -> list[str]:
+    """The schema file split into statements (a trigger body holds semicolons of its own)."""
+    text = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+    statements, current = [], []
+    for line in text.splitlines():
+        if not current and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        current.append(line)
+        candidate = "\n".join(current)
+        if sqlite3.complete_statement(candidate):
+            statements.append(candidate)
+            current = []
+    return statements
+
+
+def _revision(conn: sqlite3.Connection) -> str | None:
+    """The alembic revision recorded in the file, or None for a file with no MLflow tables."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "alembic_version" not in tables:
+        if tables:
+            raise MlflowException(
+                f"The file has tables ({', '.join(sorted(tables)[:5])}...) but no MLflow schema "
+                "(no alembic_version table): it is not an MLflow tracking database. Point the "
+                "tracking URI at a new file or at one MLflow 3.18 created."
+            )
+        return None
+    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return row[0] if row else None
+
+
+def check_revision(revision: str | None) -> None:
+    if revision != SCHEMA_REVISION:
+        raise MlflowException(
+            f"Detected out-of-date database schema (found version {revision}, but expected "
+            f"{SCHEMA_REVISION}). asynctrack reads and writes MLflow 3.18's schema. Take a backup "
+            "of your database, then run 'mlflow db upgrade <database_uri>' with MLflow 3.18 to "
+            "migrate it to that schema."
+        )
+
+
+def ensure_schema(path: str, artifact_root: str) -> None:
+    """Make ``path`` a tracking database at MLflow 3.18's revision, or refuse it."""
+    conn = connect(path)
+    try:
+        # WAL is a property of the file: set once, it stays. Switching needs a moment of
+        # exclusivity, which the busy timeout and retry provide.
+        mode = retry_sync(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        if str(mode).lower() != "wal":
+            raise MlflowException(f"Could not put {path} in WAL journal mode (got {mode!r}).")
+        revision = retry_sync(lambda: _revision(conn))
+        if revision is None:
+            retry_sync(lambda: _create(conn, artifact_root))
+            revision = retry_sync(lambda: _revision(conn))
+        check_revision(revision)
+    finally:
+        conn.close()
+
+
+def _create(conn: sqlite3.Connection, artifact_root: str) -> None:
+    conn.execute("BEGIN EXCLUSIVE")
+    try:
+        if _revision(conn) is None:  # another process may have won the race while we waited
+            for statement in _schema_statements():
+                conn.execute(statement)
+            conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (SCHEMA_REVISION,))
+            now = int(time.time() * 1000)
+            conn.execute(
+                "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage,"
+                " creation_time, last_update_time, workspace) VALUES (?, ?, ?, 'active', ?, ?, "
+                "'default')",
+                (
+                    DEFAULT_EXPERIMENT_ID,
+                    DEFAULT_EXPERIMENT_NAME,
+                    artifact_location(artifact_root, DEFAULT_EXPERIMENT_ID),
+                    now,
+                    now,
+                ),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def artifact_location(artifact_root: str, experiment_id: int | str) -> str:
+    """Where an experiment's artifacts go by default: MLflow's ``<root>/<id>``."""
+    return f"{artifact_root.rstrip('/')}/{experiment_id}"

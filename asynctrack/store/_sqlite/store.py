@@ -1,0 +1,94 @@
+"""The SQLite store: MLflow 3.18's file, shared by threads and processes."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ...entities import Experiment, Metric, Run
+from ..base import Store
+from . import reads
+from .connection import connect, path_from_uri, retry_sync
+from .schema import ensure_schema
+from .writes import SqliteWriter
+
+_fork_generation = 0
+
+
+def _after_fork() -> None:
+    # SQLite connections must not cross fork(): bump the generation so that every store in the
+    # child opens connections of its own instead of reusing the parent's.
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+class SqliteStore(Store):
+    """Reads on a per-thread sqlite3 connection in the caller's thread; writes through aiosqlite."""
+
+    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
+        self.uri = uri
+        self.path = os.path.abspath(path_from_uri(uri))
+        # MLflow's default artifact root for a database-backed store: ./mlruns, made absolute
+        # when the store is created.
+        self.artifact_root = artifact_root or os.path.abspath("mlruns")
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        ensure_schema(self.path, self.artifact_root)
+        self._local = threading.local()
+        self._writer = SqliteWriter(self.path, self.artifact_root)
+
+    # -- writes ---------------------------------------------------------------------------------
+    async def open_writer(self) -> None:
+        await self._writer.open()
+
+    async def apply(self, records: Sequence[tuple]) -> list[Any]:
+        return await self._writer.apply(records)
+
+    async def close_writer(self) -> None:
+        await self._writer.close()
+
+    def reset_after_fork(self) -> None:
+        """The child of a fork starts with a writer of its own (never the parent's connection)."""
+        self._writer = SqliteWriter(self.path, self.artifact_root)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def _conn(self):
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.generation != _fork_generation:
+            conn = local.conn = connect(self.path)
+            local.generation = _fork_generation
+        return conn
+
+    def _read(self, fn, *args):
+        conn = self._conn()
+        return retry_sync(lambda: fn(conn, *args))
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self._read(reads.experiment_by_id, int(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self._read(reads.experiment_by_name, name)
+
+    def get_run(self, run_id: str) -> Run:
+        return self._read(reads.run, run_id)
+
+    def get_metric_history(
+        self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
+    ) -> tuple[list[Metric], str | None]:
+        return self._read(reads.metric_history, run_id, key, max_results, page_token)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.generation == _fork_generation:
+            conn.close()
+        self._local = threading.local()
+
+
+__all__ = ["SqliteStore"]

@@ -1,0 +1,542 @@
+"""Applying batches of event records to MLflow's tables, through aiosqlite.
+
+One batch is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, retried whole on SQLITE_BUSY),
+run as one function on aiosqlite's connection thread: a batch costs one hop between the writer's
+event loop and SQLite, not one per statement.
+Runs of consecutive logging records are checked against the database in bulk (run state, params
+already logged) and written with one ``executemany`` per table; a record that breaks a rule is
+left out with its own MlflowException and every other record is stored. Lifecycle records are
+applied one by one, each inside a SAVEPOINT so that one failing leaves the rest of the batch
+intact. The rules are MLflow's SQL store's: NaN stored as ``value=0, is_nan=1``, ±inf as ±max
+float, an identical point stored once, ``latest_metrics`` holding the point with the highest
+(step, timestamp, value), params immutable, the ``mlflow.runName`` tag mirrored in ``runs.name``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from ... import events as ev
+from ...entities import LifecycleStage
+from ...exceptions import (
+    INTERNAL_ERROR,
+    INVALID_PARAMETER_VALUE,
+    INVALID_STATE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    MlflowException,
+)
+from .connection import BUSY_TIMEOUT_S, PRAGMAS, backoff_delays, is_busy, unavailable
+from .reads import experiment_not_found, run_not_found
+from .schema import artifact_location
+
+RUN_NAME_TAG = "mlflow.runName"
+MAX_FLOAT = 1.7976931348623157e308
+ACTIVE = LifecycleStage.ACTIVE
+DELETED = LifecycleStage.DELETED
+_CHUNK = 500  # bound parameters per IN (...) query
+
+# Bound to a metric record (VERSION, METRIC, run_id, key, value, timestamp, step) as it is.
+_INSERT_METRIC = (
+    "INSERT OR IGNORE INTO metrics (key, value, timestamp, step, is_nan, run_uuid) "
+    "VALUES (?4, ?5, ?6, ?7, 0, ?3)"
+)
+_INSERT_NAN_METRIC = (
+    "INSERT OR IGNORE INTO metrics (key, value, timestamp, step, is_nan, run_uuid) "
+    "VALUES (?4, ?5, ?6, ?7, 1, ?3)"
+)
+_UPSERT_LATEST = (
+    "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key, run_uuid) DO UPDATE SET "
+    "value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, "
+    "is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) > "
+    "(latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
+)
+_INSERT_PARAM = "INSERT OR IGNORE INTO params (key, value, run_uuid) VALUES (?, ?, ?)"
+_UPSERT_TAG = (
+    "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
+    "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value"
+)
+_SET_RUN_NAME = "UPDATE runs SET name = ? WHERE run_uuid = ?"
+
+
+def run_not_active(run_id: str, stage: str) -> MlflowException:
+    return MlflowException(
+        f"The run {run_id} must be in the 'active' state. Current state is {stage}.",
+        INVALID_PARAMETER_VALUE,
+    )
+
+
+def experiment_not_active(experiment_id: Any, stage: str) -> MlflowException:
+    return MlflowException(
+        f"The experiment {experiment_id} must be in the 'active' state. Current state is {stage}.",
+        INVALID_PARAMETER_VALUE,
+    )
+
+
+class SqliteWriter:
+    """The write side of the SQLite store: one aiosqlite connection, owned by the writer."""
+
+    def __init__(self, path: str, artifact_root: str) -> None:
+        self._path = path
+        self._artifact_root = artifact_root
+        self._conn: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        conn = await aiosqlite.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        if not hasattr(conn, "_execute"):
+            await conn.close()
+            raise MlflowException(
+                f"aiosqlite {aiosqlite.__version__} lacks Connection._execute, which asynctrack "
+                "uses to run a whole batch in one hop; install a supported aiosqlite (>=0.20)."
+            )
+        for pragma in PRAGMAS:
+            await self._retry(conn._execute, lambda p=pragma: conn._conn.execute(p))
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    @staticmethod
+    async def _retry(run, fn, *args) -> Any:
+        last: BaseException | None = None
+        for delay in backoff_delays():
+            try:
+                return await run(fn, *args)
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                last = exc
+                await asyncio.sleep(delay)
+        raise unavailable(last or RuntimeError("deadline"))
+
+    # -- the batch -------------------------------------------------------------------------------
+    async def apply(self, records: Sequence[tuple]) -> list[Any]:
+        """Apply ``records`` in one transaction; one outcome (result or MlflowException) each."""
+        if self._conn is None:
+            await self.open()
+        aconn = self._conn
+        assert aconn is not None
+        # The sqlite3 connection lives on aiosqlite's thread; the batch runs there in one hop.
+        return await self._retry(aconn._execute, self._transaction, aconn, records)
+
+    def _transaction(self, aconn: aiosqlite.Connection, records: Sequence[tuple]) -> list[Any]:
+        conn = aconn._conn  # on aiosqlite's own thread: the one place this connection is used
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = self._apply_all(conn, records)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    def _apply_all(self, conn: sqlite3.Connection, records: Sequence[tuple]) -> list[Any]:
+        outcomes: list[Any] = [None] * len(records)
+        logging_ops = ev.LOGGING_OPS
+        i, n = 0, len(records)
+        while i < n:
+            if records[i][1] in logging_ops:
+                j = i + 1
+                while j < n and records[j][1] in logging_ops:
+                    j += 1
+                self._apply_logging(conn, records, i, j, outcomes)
+                i = j
+            else:
+                outcomes[i] = self._isolated(conn, self._apply_lifecycle, records[i])
+                i += 1
+        return outcomes
+
+    def _isolated(self, conn, fn, *args) -> Any:
+        """Run ``fn`` in a savepoint: its failure undoes only its own writes."""
+        conn.execute("SAVEPOINT one")
+        try:
+            result = fn(conn, *args)
+        except MlflowException as exc:
+            conn.execute("ROLLBACK TO one")
+            conn.execute("RELEASE one")
+            return exc
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise  # the whole batch is retried
+            conn.execute("ROLLBACK TO one")
+            conn.execute("RELEASE one")
+            return MlflowException(f"SQLite error: {exc}", INTERNAL_ERROR)
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK TO one")
+            conn.execute("RELEASE one")
+            return MlflowException(f"SQLite error: {exc}", INTERNAL_ERROR)
+        conn.execute("RELEASE one")
+        return result
+
+    # -- logging records, in bulk ----------------------------------------------------------------
+    def _apply_logging(self, conn, records, start: int, stop: int, outcomes: list) -> None:
+        """Check a run of logging records against the database, then write them in bulk."""
+        run_ids = {records[k][2] for k in range(start, stop)}
+        stages = self._run_stages(conn, run_ids)
+        param_runs = {records[k][2] for k in range(start, stop) if records[k][1] in _PARAM_OPS}
+        params = self._existing_params(conn, param_runs) if param_runs else {}
+
+        # A finite metric record (VERSION, METRIC, run_id, key, value, timestamp, step) is bound
+        # as it is (see _INSERT_METRIC): the hot loop below allocates nothing for it.
+        metric_rows: list[tuple] = []
+        nan_rows: list[tuple] = []
+        latest: dict[tuple[str, str], tuple] = {}
+        param_rows: list[tuple] = []
+        tag_rows: list[tuple] = []
+        name_rows: list[tuple] = []
+        accepted: list[int] = []
+        add_metric = metric_rows.append
+        latest_get = latest.get
+        for k in range(start, stop):
+            rec = records[k]
+            op, run_id = rec[1], rec[2]
+            stage = stages.get(run_id)
+            if stage != ACTIVE:
+                outcomes[k] = run_not_found(run_id) if stage is None else run_not_active(run_id, stage)
+                continue
+            if op == _METRIC:
+                value = rec[4]
+                if value != value or value in _INFS:
+                    rec = _sanitized(rec)
+                    (nan_rows if rec[0] == _NAN_MARK else metric_rows).append(rec)
+                else:
+                    add_metric(rec)
+                lkey = (run_id, rec[3])
+                best = latest_get(lkey)
+                if best is None or (rec[6], rec[5], rec[4]) > (best[6], best[5], best[4]):
+                    latest[lkey] = rec
+            elif op == _PARAM:
+                key, value = rec[3], rec[4]
+                old = params.get((run_id, key))
+                if old is not None and old != value:
+                    outcomes[k] = MlflowException(
+                        f"Changing param values is not allowed. Param with key='{key}' was already"
+                        f" logged with value='{old}' for run ID='{run_id}'. Attempted logging new"
+                        f" value '{value}'.",
+                        INVALID_PARAMETER_VALUE,
+                    )
+                    continue
+                params[(run_id, key)] = value
+                param_rows.append((key, value, run_id))
+            elif op == _TAG:
+                key, value = rec[3], rec[4]
+                tag_rows.append((key, value, run_id))
+                if key == RUN_NAME_TAG:
+                    name_rows.append((value, run_id))
+            else:  # BATCH: all of it or none of it
+                metrics, batch_params, tags = rec[3], rec[4], rec[5]
+                conflicts = [
+                    {"key": key, "old_value": params[(run_id, key)], "new_value": value}
+                    for key, value in batch_params
+                    if (run_id, key) in params and params[(run_id, key)] != value
+                ]
+                if conflicts:
+                    outcomes[k] = MlflowException(
+                        "Changing param values is not allowed. Params were already"
+                        f" logged='{conflicts}' for run ID='{run_id}'.",
+                        INVALID_PARAMETER_VALUE,
+                    )
+                    continue
+                for key, value in batch_params:
+                    params[(run_id, key)] = value
+                    param_rows.append((key, value, run_id))
+                for key, value, ts, step in metrics:
+                    row = _sanitized((ev.VERSION, _METRIC, run_id, key, value, ts, step))
+                    (nan_rows if row[0] == _NAN_MARK else metric_rows).append(row)
+                    lkey = (run_id, key)
+                    best = latest_get(lkey)
+                    if best is None or (row[6], row[5], row[4]) > (best[6], best[5], best[4]):
+                        latest[lkey] = row
+                for key, value in tags:
+                    tag_rows.append((key, value, run_id))
+                    if key == RUN_NAME_TAG:
+                        name_rows.append((value, run_id))
+            accepted.append(k)
+
+        if not accepted:
+            return
+        conn.execute("SAVEPOINT bulk")
+        try:
+            if metric_rows:
+                conn.executemany(_INSERT_METRIC, metric_rows)
+            if nan_rows:
+                conn.executemany(_INSERT_NAN_METRIC, nan_rows)
+            if latest:
+                conn.executemany(
+                    _UPSERT_LATEST,
+                    [(r[3], r[4], r[5], r[6], int(r[0] == _NAN_MARK), r[2]) for r in latest.values()],
+                )
+            if param_rows:
+                conn.executemany(_INSERT_PARAM, param_rows)
+            if tag_rows:
+                conn.executemany(_UPSERT_TAG, tag_rows)
+            if name_rows:
+                conn.executemany(_SET_RUN_NAME, name_rows)
+        except sqlite3.Error as exc:
+            if is_busy(exc):
+                raise
+            # Something the checks above did not foresee: find the record(s) at fault by
+            # applying the accepted ones one at a time.
+            conn.execute("ROLLBACK TO bulk")
+            conn.execute("RELEASE bulk")
+            for k in accepted:
+                outcomes[k] = self._isolated(conn, self._apply_logging_one, records[k])
+            return
+        conn.execute("RELEASE bulk")
+
+    def _apply_logging_one(self, conn, rec: tuple) -> None:
+        outcomes: list[Any] = [None]
+        self._apply_logging(conn, [rec], 0, 1, outcomes)
+        if isinstance(outcomes[0], MlflowException):
+            raise outcomes[0]
+
+    def _run_stages(self, conn, run_ids: set[str]) -> dict[str, str]:
+        stages: dict[str, str] = {}
+        ids = list(run_ids)
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            stages.update(
+                conn.execute(
+                    f"SELECT run_uuid, lifecycle_stage FROM runs WHERE run_uuid IN ({marks})", chunk
+                ).fetchall()
+            )
+        return stages
+
+    def _existing_params(self, conn, run_ids: set[str]) -> dict[tuple[str, str], str]:
+        params: dict[tuple[str, str], str] = {}
+        ids = list(run_ids)
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for run_id, key, value in conn.execute(
+                f"SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({marks})", chunk
+            ):
+                params[(run_id, key)] = value
+        return params
+
+    # -- lifecycle records, one at a time --------------------------------------------------------
+    def _apply_lifecycle(self, conn, rec: tuple) -> Any:
+        handler = _LIFECYCLE[rec[1]]
+        return handler(self, conn, *rec[2:])
+
+    def _fetchone(self, conn, sql: str, args: tuple) -> tuple | None:
+        return conn.execute(sql, args).fetchone()
+
+    def _experiment_stage(self, conn, experiment_id: str) -> str:
+        row = self._fetchone(
+            conn, "SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?", (int(experiment_id),)
+        )
+        if row is None:
+            raise experiment_not_found(int(experiment_id))
+        return row[0]
+
+    def _run_stage(self, conn, run_id: str) -> str:
+        row = self._fetchone(conn, "SELECT lifecycle_stage FROM runs WHERE run_uuid = ?", (run_id,))
+        if row is None:
+            raise run_not_found(run_id)
+        return row[0]
+
+    def _create_experiment(self, conn, name, location, tags, created) -> str:
+        try:
+            cur = conn.execute(
+                "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time,"
+                " last_update_time) VALUES (?, ?, 'active', ?, ?)",
+                (name, location, created, created),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise MlflowException(
+                f"Experiment(name={name}) already exists. Error: (sqlite3.IntegrityError) {exc}",
+                RESOURCE_ALREADY_EXISTS,
+            ) from None
+        exp_id = cur.lastrowid
+        if not location:
+            conn.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                (artifact_location(self._artifact_root, exp_id), exp_id),
+            )
+        if tags:
+            conn.executemany(
+                "INSERT OR REPLACE INTO experiment_tags (key, value, experiment_id) VALUES (?, ?, ?)",
+                [(k, v, exp_id) for k, v in tags],
+            )
+        return str(exp_id)
+
+    def _delete_experiment(self, conn, experiment_id, now) -> None:
+        if self._experiment_stage(conn, experiment_id) != ACTIVE:
+            raise experiment_not_found(int(experiment_id))
+        exp = int(experiment_id)
+        conn.execute(
+            "UPDATE experiments SET lifecycle_stage = 'deleted', last_update_time = ? "
+            "WHERE experiment_id = ?",
+            (now, exp),
+        )
+        conn.execute(
+            "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE experiment_id = ?",
+            (now, exp),
+        )
+
+    def _restore_experiment(self, conn, experiment_id, now) -> None:
+        if self._experiment_stage(conn, experiment_id) != DELETED:
+            raise experiment_not_found(int(experiment_id))
+        exp = int(experiment_id)
+        conn.execute(
+            "UPDATE experiments SET lifecycle_stage = 'active', last_update_time = ? "
+            "WHERE experiment_id = ?",
+            (now, exp),
+        )
+        conn.execute(
+            "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE experiment_id = ?",
+            (exp,),
+        )
+
+    def _rename_experiment(self, conn, experiment_id, new_name, now) -> None:
+        if self._experiment_stage(conn, experiment_id) != ACTIVE:
+            raise MlflowException("Cannot rename a non-active experiment.", INVALID_STATE)
+        try:
+            conn.execute(
+                "UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?",
+                (new_name, now, int(experiment_id)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise MlflowException(
+                f"Experiment(name={new_name}) already exists. Error: (sqlite3.IntegrityError) {exc}",
+                RESOURCE_ALREADY_EXISTS,
+            ) from None
+
+    def _set_experiment_tag(self, conn, experiment_id, key, value) -> None:
+        stage = self._experiment_stage(conn, experiment_id)
+        if stage != ACTIVE:
+            raise experiment_not_active(experiment_id, stage)
+        conn.execute(
+            "INSERT INTO experiment_tags (key, value, experiment_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (key, experiment_id) DO UPDATE SET value = excluded.value",
+            (key, value, int(experiment_id)),
+        )
+
+    def _delete_experiment_tag(self, conn, experiment_id, key) -> None:
+        stage = self._experiment_stage(conn, experiment_id)
+        if stage != ACTIVE:
+            raise experiment_not_active(experiment_id, stage)
+        cur = conn.execute(
+            "DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?",
+            (int(experiment_id), key),
+        )
+        if cur.rowcount == 0:
+            raise MlflowException(
+                f"No tag with name: {key} in experiment with id {experiment_id}",
+                RESOURCE_DOES_NOT_EXIST,
+            )
+
+    def _create_run(self, conn, run_id, experiment_id, user_id, start_time, tags, run_name) -> None:
+        row = self._fetchone(
+            conn,
+            "SELECT lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = ?",
+            (int(experiment_id),),
+        )
+        if row is None:
+            raise experiment_not_found(int(experiment_id))
+        stage, location = row
+        if stage != ACTIVE:
+            raise experiment_not_active(experiment_id, stage)
+        if self._fetchone(conn, "SELECT 1 FROM runs WHERE run_uuid = ?", (run_id,)):
+            return  # a replayed record: the run is there already
+        conn.execute(
+            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id,"
+            " status, start_time, end_time, source_version, lifecycle_stage, artifact_uri,"
+            " experiment_id, deleted_time) VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL,"
+            " '', 'active', ?, ?, NULL)",
+            (
+                run_id,
+                run_name,
+                user_id,
+                start_time,
+                f"{(location or '').rstrip('/')}/{run_id}/artifacts",
+                int(experiment_id),
+            ),
+        )
+        if tags:
+            conn.executemany(_UPSERT_TAG, [(k, v, run_id) for k, v in tags])
+
+    def _update_run(self, conn, run_id, status, end_time, run_name) -> None:
+        stage = self._run_stage(conn, run_id)
+        if stage != ACTIVE:
+            raise run_not_active(run_id, stage)
+        sets, args = [], []
+        if status is not None:
+            sets.append("status = ?")
+            args.append(status)
+        if end_time is not None:
+            sets.append("end_time = ?")
+            args.append(end_time)
+        if run_name:
+            sets.append("name = ?")
+            args.append(run_name)
+            conn.execute(_UPSERT_TAG, (RUN_NAME_TAG, run_name, run_id))
+        if sets:
+            conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_uuid = ?", (*args, run_id))
+
+    def _delete_run(self, conn, run_id, now) -> None:
+        self._run_stage(conn, run_id)
+        conn.execute(
+            "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_uuid = ?",
+            (now, run_id),
+        )
+
+    def _restore_run(self, conn, run_id) -> None:
+        self._run_stage(conn, run_id)
+        conn.execute(
+            "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_uuid = ?",
+            (run_id,),
+        )
+
+    def _delete_tag(self, conn, run_id, key) -> None:
+        stage = self._run_stage(conn, run_id)
+        if stage != ACTIVE:
+            raise run_not_active(run_id, stage)
+        cur = conn.execute("DELETE FROM tags WHERE run_uuid = ? AND key = ?", (run_id, key))
+        if cur.rowcount == 0:
+            raise MlflowException(
+                f"No tag with name: {key} in run with id {run_id}", RESOURCE_DOES_NOT_EXIST
+            )
+
+
+_METRIC, _PARAM, _TAG = ev.METRIC, ev.PARAM, ev.TAG
+_PARAM_OPS = (ev.PARAM, ev.BATCH)
+_INFS = (math.inf, -math.inf)
+_NAN_MARK = -1  # replaces VERSION in a sanitized NaN record: "store with is_nan = 1"
+
+
+def _sanitized(rec: tuple) -> tuple:
+    """A metric record with its value as MLflow stores it (NaN -> 0 marked, ±inf -> ±max)."""
+    value = rec[4]
+    if value != value:
+        return (_NAN_MARK, *rec[1:4], 0.0, *rec[5:])
+    if value in _INFS:
+        return (*rec[:4], MAX_FLOAT if value > 0 else -MAX_FLOAT, *rec[5:])
+    return rec
+
+
+_LIFECYCLE = {
+    ev.CREATE_EXPERIMENT: SqliteWriter._create_experiment,
+    ev.DELETE_EXPERIMENT: SqliteWriter._delete_experiment,
+    ev.RESTORE_EXPERIMENT: SqliteWriter._restore_experiment,
+    ev.RENAME_EXPERIMENT: SqliteWriter._rename_experiment,
+    ev.SET_EXPERIMENT_TAG: SqliteWriter._set_experiment_tag,
+    ev.DELETE_EXPERIMENT_TAG: SqliteWriter._delete_experiment_tag,
+    ev.CREATE_RUN: SqliteWriter._create_run,
+    ev.UPDATE_RUN: SqliteWriter._update_run,
+    ev.DELETE_RUN: SqliteWriter._delete_run,
+    ev.RESTORE_RUN: SqliteWriter._restore_run,
+    ev.DELETE_TAG: SqliteWriter._delete_tag,
+}

@@ -1,0 +1,58 @@
+"""The store interface: what the writer and the client need from a backend.
+
+Writes arrive only as batches of decoded event records (``asynctrack.events``) through the async
+``apply``: the writer is their one caller, on its own event loop, so a backend can use whatever
+async driver suits it (aiosqlite here; asyncpg or httpx for the PostgreSQL and HTTP stores to
+come). Reads are plain blocking calls made in the caller's thread: a process that only reads
+never starts a writer thread, and a read pays no thread hop.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+from ..entities import Experiment, Metric, Run
+
+
+class Store(abc.ABC):
+    """A tracking backend. One instance per process and URI."""
+
+    uri: str
+
+    # -- writes -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def open_writer(self) -> None:
+        """Prepare the write path; called on the writer's event loop before the first apply."""
+
+    @abc.abstractmethod
+    async def apply(self, records: Sequence[tuple]) -> list[Any]:
+        """Apply decoded records in order; one outcome per record.
+
+        An outcome is the op's result (the new experiment id for CREATE_EXPERIMENT, else None)
+        or the ``MlflowException`` that this record alone failed with: a bad record never keeps
+        the others from being stored.
+        """
+
+    @abc.abstractmethod
+    async def close_writer(self) -> None:
+        """Release the write path's resources (on the writer's loop)."""
+
+    # -- reads ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment: ...
+
+    @abc.abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment | None: ...
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> Run: ...
+
+    @abc.abstractmethod
+    def get_metric_history(
+        self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
+    ) -> tuple[list[Metric], str | None]: ...
+
+    def close(self) -> None:
+        """Release read-side resources."""

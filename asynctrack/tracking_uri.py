@@ -1,0 +1,24 @@
+"""Which store a client talks to when it is not told: MLflow 3's resolution order."""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+_tracking_uri: str | None = None
+
+
+def set_tracking_uri(uri: str | os.PathLike) -> None:
+    """Set the process-wide tracking URI (None or "" returns to the default)."""
+    global _tracking_uri
+    _tracking_uri = os.fspath(uri) if uri else None
+
+
+def get_tracking_uri() -> str:
+    """set_tracking_uri, then MLFLOW_TRACKING_URI, then ``sqlite:///mlflow.db``."""
+    return _tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def is_tracking_uri_set() -> bool:
+    return bool(_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
