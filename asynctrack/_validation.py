@@ -197,9 +197,13 @@ def _check_name_chars_and_path(name: Any, path: str) -> None:
     """The character and path rules shared by metric, param and tag names (name not None)."""
     if not isinstance(name, str):
         # MLflow: TypeError from re.fullmatch (asynctrack divergence).
-        raise _invalid(invalid_value(path, name, f"Names must be strings, got {type(name).__name__}."))
+        message = f"Names must be strings, got {type(name).__name__}."
+        raise _invalid(invalid_value(path, name, message))
     # Keys are logged over and over; cache the verdict for names short enough to be valid.
-    problem = _cached_name_problem(name) if len(name) <= MAX_ENTITY_KEY_LENGTH else _name_problem(name)
+    if len(name) <= MAX_ENTITY_KEY_LENGTH:
+        problem = _cached_name_problem(name)
+    else:
+        problem = _name_problem(name)
     if problem == _NAME_BAD_CHARS:
         raise _invalid(invalid_value(path, name, bad_character_message()))
     if problem == _NAME_BAD_PATH:
@@ -487,7 +491,8 @@ def validate_param(key: Any, value: Any, path: str = "") -> Param:
     validate_param_name(key, append_to_json_path(path, "key"))
     key = validate_length_limit("Param key", MAX_ENTITY_KEY_LENGTH, key)
     _require_str_value(value, append_to_json_path(path, "value"), "Param value")
-    return Param(key, validate_length_limit("Param value", MAX_PARAM_VAL_LENGTH, value, truncate=True))
+    value = validate_length_limit("Param value", MAX_PARAM_VAL_LENGTH, value, truncate=True)
+    return Param(key, value)
 
 
 def validate_tag(key: Any, value: Any, path: str = "") -> RunTag:
@@ -587,7 +592,9 @@ def validate_batch_limit(entity_name: str, limit: int, length: int) -> None:
         )
 
 
-def validate_batch_log_limits(metrics: Sequence[Any], params: Sequence[Any], tags: Sequence[Any]) -> None:
+def validate_batch_log_limits(
+    metrics: Sequence[Any], params: Sequence[Any], tags: Sequence[Any]
+) -> None:
     """At most 1000 metrics, 100 params, 100 tags and 1000 entities in all per batch."""
     validate_batch_limit("metrics", MAX_METRICS_PER_BATCH, len(metrics))
     validate_batch_limit("params", MAX_PARAMS_TAGS_PER_BATCH, len(params))
@@ -694,7 +701,9 @@ def validate_experiment_id_type(experiment_id: Any) -> None:
 
 def validate_experiment_name(experiment_name: Any) -> None:
     """Experiment names: non-blank strings of at most 500 characters."""
-    if experiment_name is None or (isinstance(experiment_name, str) and not experiment_name.strip()):
+    if experiment_name is None or (
+        isinstance(experiment_name, str) and not experiment_name.strip()
+    ):
         raise _invalid(f"Invalid experiment name: '{experiment_name}'")
     if not isinstance(experiment_name, str):
         raise _invalid(f"Invalid experiment name: {experiment_name}. Expects a string.")

@@ -33,8 +33,6 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _valid_metric_keys: set[str] = set()
 _MAX_CACHED_KEYS = 100_000
 
-_PARAM_VALIDATION_MSG = v.PARAM_VALIDATION_MSG if hasattr(v, "PARAM_VALIDATION_MSG") else ""
-
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
@@ -228,8 +226,9 @@ class MlflowClient:
         ):
             try:
                 # MLflow validates an asynchronous metric inside a one-metric batch.
-                v.validate_metric(key, value, timestamp, step, path="" if synchronous else "metrics[0]")
-                value, step, timestamp = float(value), int(step), int(timestamp)
+                value, timestamp, step = v.validate_metric(
+                    key, value, timestamp, step, path="" if synchronous else "metrics[0]"
+                )
             except MlflowException as error:
                 if synchronous:
                     raise
@@ -329,7 +328,7 @@ class MlflowClient:
         return events.encode(
             events.BATCH,
             run_id,
-            [[m.key, float(m.value), int(m.timestamp), int(m.step)] for m in metrics],
+            [[m.key, m.value, m.timestamp, m.step] for m in metrics],
             [[p.key, p.value] for p in params],
             [[t.key, t.value] for t in tags],
         )
@@ -361,7 +360,7 @@ def _status(status: str) -> str:
 def _with_param_hint(error: MlflowException) -> MlflowException:
     """MLflow appends its 'params are immutable' explanation to a synchronous param error."""
     if error.error_code == "INVALID_PARAMETER_VALUE":
-        return MlflowException(f"{error.message}{_PARAM_VALIDATION_MSG}", INVALID_PARAMETER_VALUE)
+        return MlflowException(f"{error.message}{v.PARAM_VALIDATION_MSG}", INVALID_PARAMETER_VALUE)
     return error
 
 

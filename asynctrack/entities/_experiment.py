@@ -22,20 +22,6 @@ def _resolve_workspace(workspace: str | None) -> str:
 class Experiment(_MlflowObject):
     """Experiment object, as `mlflow.entities.Experiment`."""
 
-    __slots__ = (
-        "_experiment_id",
-        "_name",
-        "_artifact_location",
-        "_lifecycle_stage",
-        "_tags",
-        "_creation_time",
-        "_last_update_time",
-        "_workspace",
-        "_trace_location",
-        "_effective_trace_archival_retention",
-        "__weakref__",
-    )
-
     DEFAULT_EXPERIMENT_NAME = "Default"
 
     def __init__(

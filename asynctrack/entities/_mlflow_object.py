@@ -21,7 +21,9 @@ class _MlflowObject:
     @classmethod
     def _get_properties_helper(cls) -> list[str]:
         return sorted(
-            p for p in cls.__dict__ if isinstance(getattr(cls, p, None), (property, cached_property))
+            p
+            for p in cls.__dict__
+            if isinstance(getattr(cls, p, None), (property, cached_property))
         )
 
     @classmethod

@@ -18,7 +18,7 @@ class RunTag(_MlflowObject):
 
     def __eq__(self, other: object) -> bool:
         if type(other) is type(self):
-            return (self._key, self._value) == (other._key, other._value)  # type: ignore[attr-defined]
+            return (self._key, self._value) == (other._key, other._value)
         return False
 
     @property
@@ -44,7 +44,7 @@ class ExperimentTag(_MlflowObject):
 
     def __eq__(self, other: object) -> bool:
         if type(other) is type(self):
-            return (self._key, self._value) == (other._key, other._value)  # type: ignore[attr-defined]
+            return (self._key, self._value) == (other._key, other._value)
         return False
 
     @property

@@ -19,8 +19,6 @@ from ...entities import (
 )
 from ...exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, MlflowException
 
-NAN = float("nan")
-
 _EXPERIMENT_COLUMNS = (
     "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, "
     "workspace"
@@ -75,10 +73,6 @@ def experiment_by_name(conn: sqlite3.Connection, name: str) -> Experiment | None
     return None if row is None else _experiment(conn, row)
 
 
-def _metric(key: str, value: float, timestamp: int, step: int, is_nan: int) -> Metric:
-    return Metric._from_row(key, NAN if is_nan else value, timestamp, step)
-
-
 def run(conn: sqlite3.Connection, run_id: str) -> Run:
     row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
     if row is None:
@@ -95,13 +89,12 @@ def run(conn: sqlite3.Connection, run_id: str) -> Run:
         artifact_uri=artifact_uri,
         run_name=name,
     )
-    metrics = [
-        _metric(*r)
-        for r in conn.execute(
+    metrics = Metric._from_rows(
+        conn.execute(
             "SELECT key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid = ?",
             (run_id,),
-        )
-    ]
+        ).fetchall()
+    )
     params = [
         Param(k, v) for k, v in conn.execute("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,))
     ]
@@ -171,9 +164,7 @@ def metric_history(
     elif offset:
         sql += " LIMIT -1 OFFSET ?"
         args += (offset,)
-    from_row = Metric._from_row
-    rows = conn.execute(sql, args).fetchall()
-    metrics = [from_row(k, NAN if n else v, t, s) for k, v, t, s, n in rows]
+    metrics = Metric._from_rows(conn.execute(sql, args).fetchall())
     next_token = None
     if max_results is not None and len(metrics) == max_results + 1:
         next_token = create_page_token(offset + max_results)

@@ -465,8 +465,11 @@ class SqliteWriter:
                 int(experiment_id),
             ),
         )
-        if tags:
-            conn.executemany(_UPSERT_TAG, [(k, v, run_id) for k, v in tags])
+        tag_rows = [(k, v, run_id) for k, v in tags]
+        if run_name and not any(k == RUN_NAME_TAG for k, _ in tags):
+            tag_rows.append((RUN_NAME_TAG, run_name, run_id))
+        if tag_rows:
+            conn.executemany(_UPSERT_TAG, tag_rows)
 
     def _update_run(self, conn, run_id, status, end_time, run_name) -> None:
         stage = self._run_stage(conn, run_id)

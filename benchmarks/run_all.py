@@ -1,0 +1,214 @@
+"""Run every workload of every ``benchmarks/bench_*.py`` against asynctrack and MLflow 3.18.
+
+    python benchmarks/run_all.py [--only asynctrack|mlflow] [--out results.jsonl]
+                                 [--bench engine] [--workload async_1m ...]
+
+Each workload runs in a fresh child interpreter (the system one for asynctrack, the oracle's for
+MLflow) in a fresh temporary directory with a fresh store ``sqlite:///<tmpdir>/mlflow.db``; the
+child prints one JSON line, which goes to ``--out`` as it is. Then a Markdown table:
+figure | asynctrack | MLflow 3.18 | ratio | target. A figure from a run whose stored data did not
+check out is shown as FAILED, never as a number. Benchmarks print figures; they are not tests:
+the exit status is 0 unless the harness itself broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
+from _common import (  # noqa: E402
+    IMPL_LABELS,
+    IMPLS,
+    RESULT_PREFIX,
+    Figure,
+    Workload,
+    asynctrack_python,
+    child_env,
+    discover,
+    format_value,
+    load_module,
+    oracle_python,
+)
+
+
+def run_one(wl: Workload, impl: str, python: str, size: int | None = None) -> dict:
+    """One workload in a fresh interpreter on a fresh store; its JSON result."""
+    with tempfile.TemporaryDirectory(prefix=f"asynctrack-bench-{wl.name}-{impl}-") as tmp:
+        cmd = [python, _common.__file__, "--module", wl.module, "--workload", wl.name,
+               "--impl", impl]
+        if size is not None:
+            cmd += ["--size", str(size)]
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, cwd=tmp, env=child_env(), capture_output=True, text=True,
+                                  timeout=wl.timeout_s)
+        except subprocess.TimeoutExpired:
+            return {"workload": wl.name, "impl": impl, "ok": False,
+                    "error": f"timed out after {wl.timeout_s:.0f} s"}
+        wall = time.perf_counter() - started
+    result = None
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            result = json.loads(line[len(RESULT_PREFIX):])
+    if result is None:
+        tail = (proc.stderr or proc.stdout).strip()[-1500:]
+        result = {"workload": wl.name, "impl": impl, "ok": False,
+                  "error": f"no result (exit status {proc.returncode}): {tail}"}
+    elif proc.returncode != 0:
+        result["ok"] = False
+        result.setdefault("error", f"exit status {proc.returncode}: {proc.stderr.strip()[-800:]}")
+    result["wall_s"] = round(wall, 2)
+    result.setdefault("bench", Path(wl.module).stem)
+    return result
+
+
+def _cell(fig: Figure, result: dict | None, sizes_differ: bool) -> str:
+    if result is None:
+        return "not run"
+    if not result.get("ok"):
+        why = result.get("error") or "; ".join(result.get("problems", []))[:160]
+        return f"FAILED ({why})" if why else "FAILED"
+    value = result.get(fig.field)
+    if not isinstance(value, (int, float)):
+        return "n/a"
+    text = format_value(value, fig.unit)
+    if sizes_differ and "size" in result:
+        text += f" (n={result['size']:,})"
+    return text
+
+
+def _ratio(fig: Figure, at: dict | None, ml: dict | None) -> str:
+    """How many times better asynctrack is: > 1 means asynctrack wins."""
+    if not fig.comparable:
+        return "n/a"
+    if not (at and ml and at.get("ok") and ml.get("ok")):
+        return "—"
+    a, m = at.get(fig.field), ml.get(fig.field)
+    if not isinstance(a, (int, float)) or not isinstance(m, (int, float)) or a <= 0 or m <= 0:
+        return "—"
+    r = a / m if fig.higher_is_better else m / a
+    return f"{r:,.1f}×" if r >= 10 else f"{r:,.2f}×"
+
+
+def _target(fig: Figure, at: dict | None) -> str:
+    if fig.target is None:
+        return "—"
+    text = fig.target_text()
+    if not at:
+        return f"{text}: not run"
+    if not at.get("ok"):
+        return f"{text}: **MISSED** (failed)"
+    value = at.get(fig.field)
+    if not isinstance(value, (int, float)):
+        return f"{text}: n/a"
+    return f"{text}: met" if fig.meets(value) else f"{text}: **MISSED**"
+
+
+def table(figures: list[Figure], workloads: dict[str, Workload],
+          results: dict[tuple[str, str], dict], impls: list[str]) -> str:
+    lines = [
+        "| figure | asynctrack | MLflow 3.18 | ratio | target |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for fig in figures:
+        at = results.get((fig.workload, "asynctrack"))
+        ml = results.get((fig.workload, "mlflow"))
+        wl = workloads.get(fig.workload)
+        differ = bool(wl and wl.sizes.get("asynctrack") != wl.sizes.get("mlflow"))
+        at_cell = _cell(fig, at, differ) if "asynctrack" in impls else "skipped"
+        ml_cell = _cell(fig, ml, differ) if "mlflow" in impls else "skipped"
+        lines.append(f"| {fig.label} | {at_cell} | {ml_cell} | {_ratio(fig, at, ml)} "
+                     f"| {_target(fig, at)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=IMPLS, help="run one implementation only")
+    parser.add_argument("--out", default="bench-out/results.jsonl",
+                        help="where the raw JSON lines go (default: bench-out/results.jsonl)")
+    parser.add_argument("--bench", action="append",
+                        help="only bench_<BENCH>.py (repeatable; default: every bench_*.py)")
+    parser.add_argument("--workload", action="append", help="only this workload (repeatable)")
+    args = parser.parse_args(argv)
+
+    modules = discover()
+    if args.bench:
+        wanted = {b if b.startswith("bench_") else f"bench_{b}" for b in args.bench}
+        modules = [m for m in modules if m.stem in wanted]
+    workloads: dict[str, Workload] = {}
+    figures: list[Figure] = []
+    for path in modules:
+        wls, figs = load_module(path)
+        for w in wls:
+            workloads[w.name] = w
+        figures += figs
+    if args.workload:
+        unknown = set(args.workload) - set(workloads)
+        if unknown:
+            parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(workloads)}")
+        workloads = {n: w for n, w in workloads.items() if n in args.workload}
+        figures = [f for f in figures if f.workload in workloads]
+
+    impls = [args.only] if args.only else list(IMPLS)
+    pythons: dict[str, str] = {}
+    notes: list[str] = []
+    if "asynctrack" in impls:
+        pythons["asynctrack"] = asynctrack_python()
+    if "mlflow" in impls:
+        oracle = oracle_python()
+        if oracle is None:
+            notes.append("MLflow 3.18 skipped: no oracle interpreter (.venv-oracle or "
+                         "ASYNCTRACK_MLFLOW_PYTHON); see benchmarks/README.md to install it.")
+            impls.remove("mlflow")
+        else:
+            pythons["mlflow"] = oracle
+
+    results: dict[tuple[str, str], dict] = {}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    total = time.perf_counter()
+    with out.open("w") as sink:
+        for wl in workloads.values():
+            for impl in impls:
+                print(f"[{time.perf_counter() - total:6.1f} s] {wl.name} / {IMPL_LABELS[impl]} "
+                      f"(size {wl.sizes[impl]:,}) ...", file=sys.stderr, flush=True)
+                result = run_one(wl, impl, pythons[impl])
+                results[(wl.name, impl)] = result
+                sink.write(json.dumps(result) + "\n")
+                sink.flush()
+                status = "ok" if result.get("ok") else f"FAILED: {result.get('error') or result.get('problems')}"
+                print(f"          {status} in {result.get('wall_s', '?')} s", file=sys.stderr,
+                      flush=True)
+
+    print(table(figures, workloads, results, impls))
+    print()
+    sizes = "; ".join(
+        f"{w.name}: " + ", ".join(f"{IMPL_LABELS[i]} {w.sizes[i]:,}" for i in impls)
+        for w in workloads.values()
+    )
+    print(f"Sizes (points, calls or repetitions): {sizes}.")
+    print("ratio = how many times better asynctrack is (> 1: asynctrack faster / smaller); "
+          "figures are per call or per point, so differing sizes compare.")
+    for fig in figures:
+        if fig.note:
+            print(f"{fig.label}: {fig.note}.")
+    for note in notes:
+        print(note)
+    print(f"Raw results: {out} ({time.perf_counter() - total:.0f} s in all, "
+          f"{os.cpu_count()} CPUs).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
