@@ -267,17 +267,28 @@ class Writer:
             for i in bad:
                 self._settle(tickets[i], bad[i])
             tickets = [t for i, t in enumerate(tickets) if i not in bad]
-        if records:
-            try:
-                outcomes = await self.store.apply(records)
-            except Exception as exc:  # noqa: BLE001 - the whole batch failed: tell every caller
-                outcomes = [_as_mlflow_error(exc)] * len(records)
+        settled = False
+
+        def settle_all(outcomes: list) -> None:
+            # Runs where the store commits (for SQLite, aiosqlite's thread): synchronous callers
+            # wake straight from the commit instead of after another hop through this loop.
+            nonlocal settled
+            settled = True
             settle = self._settle
             for ticket, outcome in zip(tickets, outcomes):
                 if outcome is not None or type(ticket) is not int:
                     settle(ticket, outcome)
-        for marker in markers:
-            marker.resolve(None)
+            for marker in markers:
+                marker.resolve(None)
+
+        if records:
+            try:
+                await self.store.apply(records, settle_all)
+            except Exception as exc:  # noqa: BLE001 - the whole batch failed: tell every caller
+                if not settled:
+                    settle_all([_as_mlflow_error(exc)] * len(records))
+        if not settled:
+            settle_all([])
 
     def _settle(self, ticket: Any, outcome: Any) -> None:
         if type(ticket) is int:

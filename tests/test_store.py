@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import multiprocessing
 import sqlite3
@@ -27,6 +28,9 @@ def rec(op, *fields):
 def store(tmp_path):
     s = SqliteStore(f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "mlruns"))
     yield s
+    # The async tests open the write connection on their own loop; close it (aiosqlite's thread
+    # would otherwise keep the interpreter from exiting) before the read side.
+    asyncio.run(s.close_writer())
     s.close()
 
 

@@ -10,7 +10,7 @@ never starts a writer thread, and a read pays no thread hop.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..entities import Experiment, Metric, Run
@@ -27,12 +27,15 @@ class Store(abc.ABC):
         """Prepare the write path; called on the writer's event loop before the first apply."""
 
     @abc.abstractmethod
-    async def apply(self, records: Sequence[tuple]) -> list[Any]:
+    async def apply(
+        self, records: Sequence[tuple], on_commit: Callable[[list[Any]], None] | None = None
+    ) -> list[Any]:
         """Apply decoded records in order; one outcome per record.
 
         An outcome is the op's result (the new experiment id for CREATE_EXPERIMENT, else None)
         or the ``MlflowException`` that this record alone failed with: a bad record never keeps
-        the others from being stored.
+        the others from being stored. ``on_commit(outcomes)``, if given, is called once the
+        outcomes are durable, on whatever thread the store commits on, before ``apply`` returns.
         """
 
     @abc.abstractmethod

@@ -153,18 +153,29 @@ def metric_history(
 ) -> tuple[list[Metric], str | None]:
     """Every point of one metric, in MLflow's order (timestamp, step, value), paged as MLflow."""
     offset = parse_page_token(page_token)
+    if max_results is None and not offset:
+        # The whole history: rows come off the primary-key index almost in order, and Python's
+        # sort finishes an (almost) sorted list in linear time; SQLite's ORDER BY would sort
+        # them again in a temporary B-tree (a third of the read's time). (timestamp, step,
+        # stored value) is MLflow's order; is_nan only breaks ties MLflow leaves undefined.
+        rows = conn.execute(
+            "SELECT timestamp, step, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ?",
+            (run_id, key),
+        ).fetchall()
+        rows.sort()
+        return Metric._from_history(key, rows), None
     sql = (
-        "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? AND key = ? "
+        "SELECT timestamp, step, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ? "
         "ORDER BY timestamp, step, value"
     )
     args: tuple = (run_id, key)
     if max_results is not None:
         sql += " LIMIT ? OFFSET ?"
         args += (max_results + 1, offset)
-    elif offset:
+    else:
         sql += " LIMIT -1 OFFSET ?"
         args += (offset,)
-    metrics = Metric._from_rows(conn.execute(sql, args).fetchall())
+    metrics = Metric._from_history(key, conn.execute(sql, args).fetchall())
     next_token = None
     if max_results is not None and len(metrics) == max_results + 1:
         next_token = create_page_token(offset + max_results)

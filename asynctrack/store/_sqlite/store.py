@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...entities import Experiment, Metric, Run
@@ -47,8 +47,10 @@ class SqliteStore(Store):
     async def open_writer(self) -> None:
         await self._writer.open()
 
-    async def apply(self, records: Sequence[tuple]) -> list[Any]:
-        return await self._writer.apply(records)
+    async def apply(
+        self, records: Sequence[tuple], on_commit: Callable[[list[Any]], None] | None = None
+    ) -> list[Any]:
+        return await self._writer.apply(records, on_commit)
 
     async def close_writer(self) -> None:
         await self._writer.close()
