@@ -301,22 +301,28 @@ class MlflowClient:
             )
             for m in metrics
         ]
-        chunks = list(_chunk_like_mlflow(metrics, list(params), list(tags)))
-        payloads = []
-        try:
-            for chunk_metrics, chunk_params, chunk_tags in chunks:
+        # MLflow's client sends the requests one after another, so the requests before an
+        # invalid one are stored and the ones after it are not: the same here.
+        payloads: list[bytes] = []
+        error: MlflowException | None = None
+        for chunk_metrics, chunk_params, chunk_tags in _chunk_like_mlflow(
+            metrics, list(params), list(tags)
+        ):
+            try:
                 payloads.append(self._batch_payload(run_id, chunk_metrics, chunk_params, chunk_tags))
-        except MlflowException as error:
-            if synchronous:
-                raise
-            return RunOperations._failed(error)
+            except MlflowException as exc:
+                error = exc
+                break
         if synchronous:
             for payload in payloads:
                 self._writer.submit_wait(payload)
+            if error is not None:
+                raise error
             return None
-        return get_combined_run_operations(
-            [RunOperations._pending(self._writer, self._writer.submit(p)) for p in payloads]
-        )
+        operations = [RunOperations._pending(self._writer, self._writer.submit(p)) for p in payloads]
+        if error is not None:
+            operations.append(RunOperations._failed(error))
+        return get_combined_run_operations(operations)
 
     @staticmethod
     def _batch_payload(run_id, metrics, params, tags) -> bytes:

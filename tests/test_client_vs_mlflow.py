@@ -605,34 +605,7 @@ DIVERGENCES = {
 
 # Calls where asynctrack is wrong: excluded from the scenario's comparison and checked on their
 # own by test_known_bug (strict xfail: it fails loudly once the bug is fixed, to be removed here).
-_SQLALCHEMY_SUFFIX = (
-    "MLflow's message goes on with SQLAlchemy's '\\n[SQL: INSERT INTO experiments (name, "
-    "workspace, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES "
-    "(?, ?, ?, ?, ?, ?)]\\n[parameters: (<name>, 'default', None, 'active', <ms>, <ms>)]\\n"
-    "(Background on this error at: https://sqlalche.me/e/21/gkpj)'; asynctrack stops after "
-    "'experiments.workspace, experiments.name'"
-)
-_CHUNKS = (
-    "a batch whose invalid entry lies in a later MLflow-sized request: MLflow's client sends the "
-    "requests in turn, so the requests before the bad entry are stored (here {mlflow}); asynctrack "
-    "validates every request before sending any and stores nothing ({ours})"
-)
-KNOWN_BUGS = {
-    ("batch", "chunked batch: metrics stored"): _CHUNKS.format(mlflow="900 metrics", ours="0"),
-    ("batch", "chunked batch: params stored"): _CHUNKS.format(mlflow="100 params", ours="0"),
-    ("batch", "2500 metrics, bad one at 1500: stored"): _CHUNKS.format(mlflow="1000 metrics", ours="0"),
-    ("experiments", "create a again"): "duplicate experiment name: " + _SQLALCHEMY_SUFFIX,
-    ("experiments", "create with deleted exp's name"): "name of a deleted experiment: " + _SQLALCHEMY_SUFFIX,
-    ("experiments", "rename a onto b's name"): (
-        "rename onto an existing name: MLflow raises BAD_REQUEST with SQLAlchemy's text "
-        "\"(sqlite3.IntegrityError) UNIQUE constraint failed: experiments.workspace, "
-        "experiments.name\\n[SQL: UPDATE experiments SET name=?, last_update_time=? WHERE "
-        "experiments.experiment_id = ?]\\n[parameters: ('exp-b', <ms>, 1)]\\n(Background on this "
-        "error at: https://sqlalche.me/e/21/gkpj)\"; asynctrack raises RESOURCE_ALREADY_EXISTS "
-        "'Experiment(name=exp-b) already exists. Error: (sqlite3.IntegrityError) UNIQUE "
-        "constraint failed: experiments.workspace, experiments.name'"
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 # ------------------------------------------------------------------------------------ plumbing

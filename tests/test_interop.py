@@ -490,13 +490,6 @@ def test_non_mlflow_sqlite_file_is_refused(tmp_path):
         MlflowClient(f"sqlite:///{path}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="asynctrack bug: schema.ensure_schema runs 'PRAGMA journal_mode=WAL' before checking "
-    "the file, so a database it then refuses (non-MLflow, or another alembic revision) is left "
-    "converted to WAL: expected journal_mode 'delete', got 'wal'",
-)
 def test_refused_file_keeps_its_journal_mode(tmp_path):
     """A database asynctrack refuses is not modified at all, its journal mode included."""
     path = tmp_path / "other.db"

@@ -64,16 +64,16 @@ def ensure_schema(path: str, artifact_root: str) -> None:
     """Make ``path`` a tracking database at MLflow 3.18's revision, or refuse it."""
     conn = connect(path)
     try:
+        revision = retry_sync(lambda: _revision(conn))
+        if revision is None:
+            retry_sync(lambda: _create(conn, artifact_root))
+            revision = retry_sync(lambda: _revision(conn))
+        check_revision(revision)  # a file refused here is left exactly as it was
         # WAL is a property of the file: set once, it stays. Switching needs a moment of
         # exclusivity, which the busy timeout and retry provide.
         mode = retry_sync(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
         if str(mode).lower() != "wal":
             raise MlflowException(f"Could not put {path} in WAL journal mode (got {mode!r}).")
-        revision = retry_sync(lambda: _revision(conn))
-        if revision is None:
-            retry_sync(lambda: _create(conn, artifact_root))
-            revision = retry_sync(lambda: _revision(conn))
-        check_revision(revision)
     finally:
         conn.close()
 

@@ -26,6 +26,7 @@ import aiosqlite
 from ... import events as ev
 from ...entities import LifecycleStage
 from ...exceptions import (
+    BAD_REQUEST,
     INTERNAL_ERROR,
     INVALID_PARAMETER_VALUE,
     INVALID_STATE,
@@ -373,8 +374,10 @@ class SqliteWriter:
                 (name, location, created, created),
             )
         except sqlite3.IntegrityError as exc:
+            params = (name, "default", location, "active", created, created)
             raise MlflowException(
-                f"Experiment(name={name}) already exists. Error: (sqlite3.IntegrityError) {exc}",
+                f"Experiment(name={name}) already exists. Error: "
+                + _sqlalchemy_error_text(exc, _INSERT_EXPERIMENT_AS_SQLALCHEMY, params),
                 RESOURCE_ALREADY_EXISTS,
             ) from None
         exp_id = cur.lastrowid
@@ -427,9 +430,11 @@ class SqliteWriter:
                 (new_name, now, int(experiment_id)),
             )
         except sqlite3.IntegrityError as exc:
+            # MLflow lets SQLAlchemy's IntegrityError through here, which its REST layer and
+            # client report as BAD_REQUEST with SQLAlchemy's text.
+            params = (new_name, now, int(experiment_id))
             raise MlflowException(
-                f"Experiment(name={new_name}) already exists. Error: (sqlite3.IntegrityError) {exc}",
-                RESOURCE_ALREADY_EXISTS,
+                _sqlalchemy_error_text(exc, _RENAME_EXPERIMENT_AS_SQLALCHEMY, params), BAD_REQUEST
             ) from None
 
     def _set_experiment_tag(self, conn, experiment_id, key, value) -> None:
@@ -530,6 +535,24 @@ class SqliteWriter:
             raise MlflowException(
                 f"No tag with name: {key} in run with id {run_id}", RESOURCE_DOES_NOT_EXIST
             )
+
+
+# The statements MLflow's SQLAlchemy models issue, as SQLAlchemy quotes them in its errors.
+_INSERT_EXPERIMENT_AS_SQLALCHEMY = (
+    "INSERT INTO experiments (name, workspace, artifact_location, lifecycle_stage, creation_time, "
+    "last_update_time) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_RENAME_EXPERIMENT_AS_SQLALCHEMY = (
+    "UPDATE experiments SET name=?, last_update_time=? WHERE experiments.experiment_id = ?"
+)
+
+
+def _sqlalchemy_error_text(exc: sqlite3.Error, statement: str, params: tuple) -> str:
+    """The text SQLAlchemy gives a DBAPI error, which MLflow passes on in its messages."""
+    return (
+        f"(sqlite3.{type(exc).__name__}) {exc}\n[SQL: {statement}]\n[parameters: {params!r}]\n"
+        "(Background on this error at: https://sqlalche.me/e/21/gkpj)"
+    )
 
 
 def _insert_metrics(conn: sqlite3.Connection, records: list[tuple]) -> None:
