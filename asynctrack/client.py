@@ -18,7 +18,9 @@ from typing import Any
 from . import _validation as v
 from . import events
 from ._names import generate_run_name
-from .entities import Experiment, Metric, Param, Run, RunStatus, RunTag
+from ._search import SEARCH_MAX_RESULTS_DEFAULT
+from .entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
+from .entities._paged_list import PagedList
 from .exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from .run_operations import RunOperations, get_combined_run_operations
 from .store import Store, store_for_uri
@@ -347,6 +349,38 @@ class MlflowClient:
     def flush(self) -> None:
         """Wait until everything this process logged to this client's store is stored."""
         self._writer.flush()
+
+    # -- search ---------------------------------------------------------------------------------
+    def search_experiments(
+        self,
+        view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int | None = SEARCH_MAX_RESULTS_DEFAULT,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]:
+        """Experiments matching MLflow's filter language, one page at a time (``.token``)."""
+        experiments, token = self._read().search_experiments(
+            view_type, max_results, filter_string, order_by, page_token
+        )
+        return PagedList(experiments, token)
+
+    def search_runs(
+        self,
+        experiment_ids: list[str] | str | int,
+        filter_string: str = "",
+        run_view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        """Runs matching MLflow's filter language, in MLflow's order, one page at a time."""
+        if isinstance(experiment_ids, (int, str)):
+            experiment_ids = [experiment_ids]
+        runs, token = self._read().search_runs(
+            experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
+        )
+        return PagedList(runs, token)
 
 
 _STATUS_STRINGS = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")

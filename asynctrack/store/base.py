@@ -57,5 +57,28 @@ class Store(abc.ABC):
         self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
     ) -> tuple[list[Metric], str | None]: ...
 
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None,
+        run_view_type: int,
+        max_results: int | None,
+        order_by: list[str] | None,
+        page_token: str | None,
+    ) -> tuple[list[Run], str | None]:
+        """A page of runs matching MLflow's filter, in MLflow's order, and the next token."""
+        raise NotImplementedError
+
+    def search_experiments(
+        self,
+        view_type: int,
+        max_results: int | None,
+        filter_string: str | None,
+        order_by: list[str] | None,
+        page_token: str | None,
+    ) -> tuple[list[Experiment], str | None]:
+        """A page of experiments matching MLflow's filter, and the next token."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release read-side resources."""

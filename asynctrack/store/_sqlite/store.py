@@ -9,7 +9,7 @@ from typing import Any
 
 from ...entities import Experiment, Metric, Run
 from ..base import Store
-from . import reads
+from . import reads, search
 from .connection import connect, path_from_uri, retry_sync
 from .schema import ensure_schema
 from .writes import SqliteWriter
@@ -85,6 +85,37 @@ class SqliteStore(Store):
         self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
     ) -> tuple[list[Metric], str | None]:
         return self._read(reads.metric_history, run_id, key, max_results, page_token)
+
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None,
+        run_view_type: int,
+        max_results: int | None,
+        order_by: list[str] | None,
+        page_token: str | None,
+    ) -> tuple[list[Run], str | None]:
+        return self._read(
+            search.search_runs,
+            experiment_ids,
+            filter_string,
+            run_view_type,
+            max_results,
+            order_by,
+            page_token,
+        )
+
+    def search_experiments(
+        self,
+        view_type: int,
+        max_results: int | None,
+        filter_string: str | None,
+        order_by: list[str] | None,
+        page_token: str | None,
+    ) -> tuple[list[Experiment], str | None]:
+        return self._read(
+            search.search_experiments, view_type, max_results, filter_string, order_by, page_token
+        )
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -1,0 +1,368 @@
+"""search_runs / search_experiments in SQL, as MLflow 3.18's SQLAlchemy store answers them.
+
+The filter and order_by are parsed by ``asynctrack._search`` (MLflow's grammar and errors); this
+module turns the checked clauses into one parameterized query (values and keys are always bound,
+never spliced) that selects a page of runs in MLflow's order, then loads the page's metrics,
+params and tags in three batched queries instead of one per run.
+
+Equivalences with MLflow's query: its inner joins on ``(run_uuid, key)``-unique subqueries are
+EXISTS here; ``LIKE`` under MLflow's ``PRAGMA case_sensitive_like = true`` is the same match as
+``GLOB`` on the translated pattern; ``ILIKE`` is ``lower(x) LIKE lower(y)`` in both.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sqlite3
+from typing import Any
+
+from ..._search import (
+    SEARCH_MAX_RESULTS_THRESHOLD,
+    experiment_clauses,
+    parse_experiment_filter,
+    parse_experiment_order_by,
+    parse_run_filter,
+    parse_run_order_by,
+    run_clauses,
+)
+from ..._search.filters import ATTRIBUTE, DATASET, METRIC, PARAM, TAG, Clause
+from ...entities import (
+    Experiment,
+    ExperimentTag,
+    LifecycleStage,
+    Metric,
+    Run,
+    RunData,
+    RunInfo,
+    RunInputs,
+)
+from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
+from .reads import create_page_token, parse_page_token
+
+
+# Run attributes -> columns of ``runs`` (a fixed whitelist: column names are never user text).
+_RUN_COLUMNS = {
+    "run_id": "r.run_uuid",
+    "run_name": "r.name",
+    "status": "r.status",
+    "user_id": "r.user_id",
+    "artifact_uri": "r.artifact_uri",
+    "start_time": "r.start_time",
+    "end_time": "r.end_time",
+}
+_EXPERIMENT_COLUMNS = {
+    "experiment_id": "e.experiment_id",
+    "name": "e.name",
+    "creation_time": "e.creation_time",
+    "last_update_time": "e.last_update_time",
+}
+_ENTITY_TABLES = {METRIC: "latest_metrics", PARAM: "params", TAG: "tags"}
+_SIMPLE_OPS = {"=": "=", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+def validate_max_results(max_results: Any, allow_null: bool = False) -> None:
+    """MLflow's ``_validate_max_results_param``."""
+    if (not allow_null and max_results is None) or (max_results is not None and max_results < 1):
+        raise MlflowException(
+            f"Invalid value {max_results} for parameter 'max_results' supplied. It must be "
+            "a positive integer",
+            INVALID_PARAMETER_VALUE,
+        )
+    if max_results is not None and max_results > SEARCH_MAX_RESULTS_THRESHOLD:
+        raise MlflowException(
+            f"Invalid value {max_results} for parameter 'max_results' supplied. It must be at "
+            f"most {SEARCH_MAX_RESULTS_THRESHOLD}",
+            INVALID_PARAMETER_VALUE,
+        )
+
+
+def like_to_glob(pattern: str) -> str:
+    """A LIKE pattern (``%``, ``_``, no escape character) as the GLOB pattern that matches the
+    same strings case-sensitively, which is what LIKE does under case_sensitive_like."""
+    out = []
+    for ch in pattern:
+        if ch == "%":
+            out.append("*")
+        elif ch == "_":
+            out.append("?")
+        elif ch in "*?[":
+            out.append(f"[{ch}]")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _compare(column: str, comparator: str, value: Any, args: list) -> str:
+    """SQL for ``column <comparator> value``, appending the bound values to ``args``."""
+    if comparator in _SIMPLE_OPS:
+        args.append(value)
+        return f"{column} {_SIMPLE_OPS[comparator]} ?"
+    if comparator == "LIKE":
+        args.append(like_to_glob(value))
+        return f"{column} GLOB ?"
+    if comparator == "ILIKE":
+        args.append(like_to_glob(value))
+        return f"lower({column}) GLOB lower(?)"
+    if comparator in ("IN", "NOT IN"):
+        args.append(json.dumps(list(value)))
+        sql = f"{column} IN (SELECT value FROM json_each(?))"
+        return sql if comparator == "IN" else f"NOT ({sql})"
+    raise MlflowException(f"Invalid comparator '{comparator}'", INVALID_PARAMETER_VALUE)
+
+
+def _run_filter_sql(clause: Clause, args: list) -> str:
+    kind, key, comparator, value = clause.kind, clause.key, clause.comparator, clause.value
+    if kind == ATTRIBUTE:
+        if key == "run_name":
+            # MLflow filters run names on the mlflow.runName tag (runs of MLflow <= 1.29 have
+            # no name column value).
+            args.append("mlflow.runName")
+            cond = _compare("t.value", comparator, value, args)
+            return (
+                "EXISTS (SELECT 1 FROM tags t WHERE t.run_uuid = r.run_uuid AND t.key = ? "
+                f"AND {cond})"
+            )
+        return _compare(_RUN_COLUMNS[key], comparator, value, args)
+    if kind == DATASET:
+        return _dataset_filter_sql(key, comparator, value, args)
+    table = _ENTITY_TABLES[kind]
+    if comparator in ("IS NULL", "IS NOT NULL"):
+        args.append(key)
+        exists = f"EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = ?)"
+        return f"NOT {exists}" if comparator == "IS NULL" else exists
+    args.append(key)
+    cond = _compare("x.value", comparator, value, args)
+    if kind == METRIC:
+        # NaN is stored as value 0 with is_nan set: it satisfies "!=" only.
+        cond = f"({cond} OR x.is_nan = 1)" if comparator == "!=" else f"({cond} AND x.is_nan = 0)"
+    return f"EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = ? AND {cond})"
+
+
+def _dataset_filter_sql(key: str, comparator: str, value: Any, args: list) -> str:
+    if key == "context":
+        args.append("mlflow.data.context")
+        cond = _compare("it.value", comparator, value, args)
+        return (
+            "EXISTS (SELECT 1 FROM datasets d JOIN inputs i ON i.source_id = d.dataset_uuid "
+            "JOIN input_tags it ON it.input_uuid = i.input_uuid AND it.name = ? AND "
+            f"{cond} WHERE i.destination_id = r.run_uuid)"
+        )
+    column = {"name": "d.name", "digest": "d.digest"}[key]
+    cond = _compare(column, comparator, value, args)
+    return (
+        "EXISTS (SELECT 1 FROM datasets d JOIN inputs i ON i.source_id = d.dataset_uuid "
+        f"WHERE i.destination_id = r.run_uuid AND {cond})"
+    )
+
+
+def _run_order_sql(order: list[tuple[str, str, bool]], joins: list[str], args: list) -> str:
+    """MLflow's ``_get_orderby_clauses``: per key, missing (then NaN) last, then the value."""
+    terms = []
+    for n, (kind, key, ascending) in enumerate(order):
+        direction = "" if ascending else " DESC"
+        if kind == ATTRIBUTE:
+            column = _RUN_COLUMNS[key]
+            terms += [f"({column} IS NULL)", column + direction]
+            continue
+        alias = f"o{n}"
+        joins.append(
+            f"LEFT JOIN {_ENTITY_TABLES[kind]} {alias} "
+            f"ON {alias}.run_uuid = r.run_uuid AND {alias}.key = ?"
+        )
+        args.append(key)
+        if kind == METRIC:
+            terms.append(
+                f"CASE WHEN {alias}.is_nan = 1 THEN 1 WHEN {alias}.value IS NULL THEN 2 ELSE 0 END"
+            )
+        else:
+            terms.append(f"({alias}.value IS NULL)")
+        terms.append(f"{alias}.value{direction}")
+    if (ATTRIBUTE, "start_time") not in {(k, key) for k, key, _ in order}:
+        terms.append("r.start_time DESC")
+    terms.append("r.run_uuid")
+    return ", ".join(terms)
+
+
+def _parse_experiment_id(experiment_id: Any) -> int:
+    try:
+        return int(experiment_id)
+    except (ValueError, TypeError):
+        raise MlflowException(
+            f"Invalid experiment ID '{experiment_id}'. Experiment ID must be a valid integer.",
+            INVALID_PARAMETER_VALUE,
+        ) from None
+
+
+def search_runs(
+    conn: sqlite3.Connection,
+    experiment_ids: list,
+    filter_string: str | None,
+    run_view_type: int,
+    max_results: int | None,
+    order_by: list[str] | None,
+    page_token: str | None,
+) -> tuple[list[Run], str | None]:
+    """One page of runs and the next page's token (None on the last page), as MLflow."""
+    validate_max_results(max_results, allow_null=True)
+    stages = LifecycleStage.view_type_to_stages(run_view_type)
+    parsed = parse_run_filter(filter_string)
+    order = parse_run_order_by(order_by)
+    clauses = run_clauses(parsed)
+    offset = parse_page_token(page_token)
+    exp_ids = [_parse_experiment_id(e) for e in experiment_ids]
+
+    joins: list[str] = []
+    join_args: list = []
+    order_sql = _run_order_sql(order, joins, join_args)
+    where_args: list = [json.dumps(exp_ids), json.dumps(stages)]
+    where = [
+        "r.experiment_id IN (SELECT value FROM json_each(?))",
+        "r.lifecycle_stage IN (SELECT value FROM json_each(?))",
+    ]
+    where += [_run_filter_sql(c, where_args) for c in clauses]
+    sql = (
+        "SELECT r.run_uuid, r.name, r.user_id, r.status, r.start_time, r.end_time, "
+        "r.lifecycle_stage, r.artifact_uri, r.experiment_id FROM runs r "
+        + " ".join(joins)
+        + " WHERE "
+        + " AND ".join(where)
+        + f" ORDER BY {order_sql} LIMIT ? OFFSET ?"
+    )
+    limit = -1 if max_results is None else max_results + 1
+    rows = conn.execute(sql, join_args + where_args + [limit, offset]).fetchall()
+    token = None
+    if max_results is not None and len(rows) == max_results + 1:
+        token = create_page_token(offset + max_results)
+        rows = rows[:max_results]
+    return load_runs(conn, rows), token
+
+
+def load_runs(conn: sqlite3.Connection, rows: list[tuple]) -> list[Run]:
+    """Runs from ``runs`` rows, their metrics, params and tags read in three batched queries."""
+    if not rows:
+        return []
+    ids = json.dumps([row[0] for row in rows])
+    in_ids = "run_uuid IN (SELECT value FROM json_each(?))"
+    metrics: dict[str, list] = {}
+    params: dict[str, dict] = {}
+    tags: dict[str, dict] = {}
+    new = object.__new__
+    nan = float("nan")
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # tens of thousands of small objects: GC passes would cost more than building
+    try:
+        for run_id, key, value, timestamp, step, is_nan in conn.execute(
+            f"SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics "
+            f"WHERE {in_ids}",
+            (ids,),
+        ):
+            m = new(Metric)
+            m._key = key
+            m._value = nan if is_nan else value
+            m._timestamp = timestamp
+            m._step = step
+            m._run_id = None
+            m._extra = None
+            metrics.setdefault(run_id, []).append(m)
+        for run_id, key, value in conn.execute(
+            f"SELECT run_uuid, key, value FROM params WHERE {in_ids}", (ids,)
+        ):
+            params.setdefault(run_id, {})[key] = value
+        for run_id, key, value in conn.execute(
+            f"SELECT run_uuid, key, value FROM tags WHERE {in_ids}", (ids,)
+        ):
+            tags.setdefault(run_id, {})[key] = value
+        runs = []
+        for run_uuid, name, user_id, status, start, end, stage, artifact_uri, exp_id in rows:
+            info = new(RunInfo)
+            info._run_id = run_uuid
+            info._experiment_id = str(exp_id)
+            info._user_id = user_id
+            info._status = status
+            info._start_time = start
+            info._end_time = end
+            info._lifecycle_stage = stage
+            info._artifact_uri = artifact_uri
+            info._run_name = name
+            data = new(RunData)
+            objs = metrics.get(run_uuid, [])
+            data._metric_objs = objs
+            data._metrics = {m._key: m._value for m in objs}
+            data._params = params.get(run_uuid, {})
+            data._tags = tags.get(run_uuid, {})
+            runs.append(Run(info, data, RunInputs(dataset_inputs=[])))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return runs
+
+
+# -- experiments ------------------------------------------------------------------------------
+def _experiment_filter_sql(clause: Clause, args: list) -> str:
+    kind, key, comparator, value = clause.kind, clause.key, clause.comparator, clause.value
+    if kind == ATTRIBUTE:
+        return _compare(_EXPERIMENT_COLUMNS[key], comparator, value, args)
+    args.append(key)
+    exists = "SELECT 1 FROM experiment_tags x WHERE x.experiment_id = e.experiment_id AND x.key = ?"
+    if comparator == "IS NULL":
+        return f"NOT EXISTS ({exists})"
+    if comparator == "IS NOT NULL":
+        return f"EXISTS ({exists})"
+    return f"EXISTS ({exists} AND {_compare('x.value', comparator, value, args)})"
+
+
+def search_experiments(
+    conn: sqlite3.Connection,
+    view_type: int,
+    max_results: int | None,
+    filter_string: str | None,
+    order_by: list[str] | None,
+    page_token: str | None,
+) -> tuple[list[Experiment], str | None]:
+    """One page of experiments and the next page's token, as MLflow's ``_search_experiments``."""
+    validate_max_results(max_results)
+    parsed = parse_experiment_filter(filter_string)
+    args: list = []
+    where = [_experiment_filter_sql(c, args) for c in experiment_clauses(parsed)]
+    order = parse_experiment_order_by(order_by)
+    offset = parse_page_token(page_token)
+    stages = LifecycleStage.view_type_to_stages(view_type)
+    where.append("e.lifecycle_stage IN (SELECT value FROM json_each(?))")
+    args.append(json.dumps(stages))
+    order_sql = ", ".join(
+        _EXPERIMENT_COLUMNS[key] + ("" if asc else " DESC") for key, asc in order
+    )
+    rows = conn.execute(
+        "SELECT e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, "
+        "e.creation_time, e.last_update_time, e.workspace FROM experiments e WHERE "
+        + " AND ".join(where)
+        + f" ORDER BY {order_sql} LIMIT ? OFFSET ?",
+        args + [max_results + 1, offset],
+    ).fetchall()
+    token = None
+    if len(rows) == max_results + 1:
+        token = create_page_token(offset + max_results)
+        rows = rows[:max_results]
+    tags: dict[int, list] = {}
+    if rows:
+        for exp_id, key, value in conn.execute(
+            "SELECT experiment_id, key, value FROM experiment_tags "
+            "WHERE experiment_id IN (SELECT value FROM json_each(?))",
+            (json.dumps([row[0] for row in rows]),),
+        ):
+            tags.setdefault(exp_id, []).append(ExperimentTag(key, value))
+    experiments = [
+        Experiment(
+            str(exp_id),
+            name,
+            location,
+            stage,
+            tags=tags.get(exp_id, []),
+            creation_time=created,
+            last_update_time=updated,
+            workspace=workspace,
+        )
+        for exp_id, name, location, stage, created, updated, workspace in rows
+    ]
+    return experiments, token
