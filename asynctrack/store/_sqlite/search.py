@@ -12,6 +12,7 @@ EXISTS here; ``LIKE`` under MLflow's ``PRAGMA case_sensitive_like = true`` is th
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import sqlite3
@@ -38,7 +39,13 @@ from ...entities import (
     RunInputs,
 )
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
-from .reads import create_page_token, parse_page_token
+from .reads import parse_page_token
+
+
+def create_page_token(offset: int) -> bytes:
+    """MLflow's search page token. Bytes, as MLflow's ``SearchUtils.create_page_token`` returns
+    (base64 of ``{"offset": n}``); it is accepted back as bytes or str."""
+    return base64.b64encode(json.dumps({"offset": offset}).encode("utf-8"))
 
 
 # Run attributes -> columns of ``runs`` (a fixed whitelist: column names are never user text).

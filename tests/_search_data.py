@@ -1,0 +1,54 @@
+"""A deterministic, awkward set of runs for the search tests: ties on start_time, missing keys,
+NaN and ±inf metrics, keys with spaces and dots, LIKE wildcards and GLOB metacharacters in
+values, mixed case, running (no end_time) and deleted runs, several experiments."""
+
+from __future__ import annotations
+
+import random
+
+from asynctrack import MlflowClient
+from asynctrack.entities import Metric, Param, RunTag
+
+STRINGS = ["abc", "Abc", "ABC", "a_c", "a%c", "a*c", "a?c", "[ab]c", "", "x y", "é", "b", "ab", "abcd"]
+METRIC_VALUES = [0.0, -1.0, 0.5, 1.0, 1.0, 2.5, 100.0, float("nan"), float("inf"), float("-inf"), 1e-3]
+STATUSES = ["RUNNING", "FINISHED", "FAILED", "KILLED", "SCHEDULED"]
+PARAM_KEYS = ["p1", "p2", "a b", "with.dot"]
+METRIC_KEYS = ["m1", "m2", "m 3"]
+TAG_KEYS = ["t1", "t2", "T1"]
+
+
+def build(uri: str, n_runs: int = 60, seed: int = 7) -> dict:
+    """Fill a store; return {"experiments": [...ids], "runs": [...ids], "deleted_experiment": id}."""
+    rnd = random.Random(seed)
+    client = MlflowClient(uri)
+    exps = [
+        client.create_experiment("search-a", tags={"team": "x", "k": "Abc"}),
+        client.create_experiment("search-b", tags={"team": "y"}),
+        client.create_experiment("Search-C"),
+        client.create_experiment("other_d", tags={"k": "a_c"}),
+    ]
+    runs = []
+    for i in range(n_runs):
+        exp = exps[i % 3]
+        start = 1_700_000_000_000 + rnd.choice([0, 0, 1, 2, 5, 10, 10, 20]) * 1000
+        name = rnd.choice(["alpha", "Alpha", "beta", "gamma_1", "a%z", None])
+        tags = {"mlflow.user": rnd.choice(["ann", "bob", "Bob"])}
+        run = client.create_run(exp, start_time=start, tags=tags, run_name=name)
+        rid = run.info.run_id
+        params = [Param(k, rnd.choice(STRINGS)) for k in PARAM_KEYS if rnd.random() < 0.7]
+        metrics = [
+            Metric(k, rnd.choice(METRIC_VALUES), start + 1, 0) for k in METRIC_KEYS if rnd.random() < 0.7
+        ]
+        run_tags = [RunTag(k, rnd.choice(STRINGS)) for k in TAG_KEYS if rnd.random() < 0.5]
+        if runs and rnd.random() < 0.3:
+            run_tags.append(RunTag("mlflow.parentRunId", rnd.choice(runs)))
+        client.log_batch(rid, metrics=metrics, params=params, tags=run_tags)
+        status = rnd.choice(STATUSES)
+        if status != "RUNNING":
+            client.set_terminated(rid, status, end_time=start + rnd.choice([1, 1000, 50_000]))
+        if rnd.random() < 0.15:
+            client.delete_run(rid)
+        runs.append(rid)
+    client.delete_experiment(exps[3])
+    client.flush()
+    return {"experiments": exps[:3], "runs": runs, "deleted_experiment": exps[3]}

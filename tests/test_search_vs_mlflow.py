@@ -1,0 +1,440 @@
+"""search_runs / search_experiments against MLflow 3.18 itself, on the same file.
+
+asynctrack fills a file (tests/_search_data.py); MLflow's MlflowClient searches that same file
+(the format is shared) and asynctrack searches it too: run ids, their order, every page and its
+token, the runs' contents, and the error code and message of every bad filter, order_by, page
+token and max_results must be the same. Messages that print a Python set are compared with the
+set's items sorted (set order varies between processes, MLflow's own included).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+from asynctrack import MlflowClient
+from asynctrack.entities import ViewType
+from tests._search_data import build
+from tests.oracle import needs_mlflow, oracle_python, run  # noqa: F401
+
+pytestmark = needs_mlflow
+
+RUN_FILTERS = [
+    "",
+    "metrics.m1 > 0",
+    "metrics.m1 >= 1",
+    "metrics.m1 < 1",
+    "metrics.m1 <= 0.5",
+    "metrics.m1 = 1",
+    "metrics.m1 != 1",
+    "metrics.m1 != 0",
+    "metrics.m1 > 1e308",
+    "metrics.m1 < -1e308",
+    "metrics.`m 3` > -5",
+    "metric.m2 = 2.5 and metrics.m1 > 0",
+    "metrics.m1 > 0 AND metrics.m1 < 10",
+    "params.p1 = 'abc'",
+    "params.p1 != 'abc'",
+    "params.p1 = ''",
+    "params.p1 LIKE 'a%'",
+    "params.p1 LIKE 'A%'",
+    "params.p1 ILIKE 'a%'",
+    "params.p1 LIKE 'a_c'",
+    "params.p1 LIKE '%*%'",
+    "params.p1 LIKE '[ab]%'",
+    "params.p1 LIKE 'a?c'",
+    "params.p1 ILIKE '%C'",
+    "params.`a b` = 'x y'",
+    "params.`with.dot` LIKE '%b%'",
+    "param.p2 IS NULL",
+    "params.p2 IS NOT NULL",
+    "params.p2 is null and params.p1 is not null",
+    "tags.t1 = 'abc'",
+    "tags.T1 LIKE '%'",
+    "tags.t1 IS NULL",
+    "tags.t2 IS NOT NULL AND tags.t1 != 'b'",
+    "tags.mlflow.parentRunId IS NOT NULL",
+    "tags.`mlflow.user` = 'Bob'",
+    "tags.\"mlflow.user\" ILIKE 'bob'",
+    "attributes.status = 'FINISHED'",
+    "status != 'RUNNING'",
+    "attribute.status IN ('FAILED', 'KILLED')",
+    "run.status NOT IN ('FAILED', 'KILLED')",
+    "attributes.status LIKE 'F%'",
+    "attributes.status ILIKE 'f%'",
+    "start_time > 1700000005000",
+    "start_time >= 1700000005000 AND start_time < 1700000020000",
+    "created = 1700000000000",
+    "attributes.end_time IS NULL" if False else "attributes.end_time > 0",
+    "end_time <= 1700000002000",
+    "attributes.run_name = 'alpha'",
+    "run_name LIKE 'a%'",
+    "run_name ILIKE 'ALPHA'",
+    "`Run name` != 'beta'",
+    "attributes.`run name` LIKE '%\\_%'",
+    "run_name LIKE 'a%z'",
+    "user_id = 'bob'",
+    "attributes.user_id ILIKE 'BOB'",
+    "artifact_uri LIKE '%mlruns%'",
+    "attributes.run_id != 'nope'",
+    "datasets.name = 'd'",
+    "metrics.missing > 0",
+    "params.missing = 'x'",
+    "params.p1 = 'abc' AND tags.t1 IS NULL AND metrics.m1 > -2",
+]
+
+ORDERS = [
+    None,
+    ["metrics.m1"],
+    ["metrics.m1 DESC"],
+    ["metrics.m1 ASC", "params.p1 DESC"],
+    ["params.p1"],
+    ["params.`a b` DESC"],
+    ["tags.t1 DESC", "metrics.m2"],
+    ["start_time"],
+    ["attributes.start_time ASC"],
+    ["created DESC"],
+    ["end_time DESC"],
+    ["end_time"],
+    ["run_name"],
+    ["attributes.run_name DESC", "status"],
+    ["status DESC"],
+    ["user_id", "metrics.`m 3` DESC"],
+    ["artifact_uri DESC"],
+    ["run_id"],
+    ["metrics.missing DESC"],
+]
+
+BAD_FILTERS = [
+    "metrics.m1 > 0 OR metrics.m2 < 1",
+    "metrics.m1 > 0; metrics.m2 < 1",
+    "metrics.m1 = 'x'",
+    "params.p1 = 1",
+    "params.p1 > 'a'",
+    "tags.t1 < 'a'",
+    "metrics.m1 LIKE 1",
+    "metrics.m1 == 1",
+    "status > 'A'",
+    "start_time LIKE 1",
+    "start_time = 'x'",
+    "foo.x = 'y'",
+    "attributes.lifecycle_stage = 'active'",
+    "attributes.status IN ()",
+    "status IN ('A')",
+    "run_id IN (1, 2)",
+    "metrics.m1 IS NULL",
+    "attributes.status IS NULL",
+    "metrics.m1",
+    "metrics.m1 >",
+    "params.p1 = abc",
+    "1 = metrics.m1",
+    "dataset.foo = 'x'",
+]
+
+BAD_ORDERS = [
+    ["metrics.m1 DESC ASC"],
+    ["metrics.m1 sideways"],
+    ["foo.x"],
+    ["lifecycle_stage"],
+    ["metrics.m1", "metrics.m1 DESC"],
+    ["created", "start_time"],
+    ["metrics.m1, metrics.m2"],
+    [" metrics.m1"],
+    ["datasets.name"],
+]
+
+EXP_FILTERS = [
+    "",
+    "name = 'search-a'",
+    "name != 'search-a'",
+    "name LIKE 'search%'",
+    "name LIKE 'Search%'",
+    "name ILIKE 'SEARCH%'",
+    "attribute.name LIKE '%\\_%'",
+    "tags.team = 'x'",
+    "tags.team != 'x'",
+    "tags.k LIKE 'a%'",
+    "tags.k ILIKE 'a%'",
+    "tags.team IS NULL",
+    "tags.team IS NOT NULL AND name LIKE '%b'",
+    "creation_time > 0",
+    "last_update_time >= 0 AND creation_time < 99999999999999",
+    "experiment_id = '1'",
+    "experiment_id != '1'",
+    "experiment_id IN ('1', '2')",
+    "experiment_id NOT IN ('0', '3')",
+]
+EXP_ORDERS = [
+    None,
+    ["name"],
+    ["name DESC"],
+    ["experiment_id"],
+    ["experiment_id DESC"],
+    ["creation_time", "name DESC"],
+    ["last_update_time DESC"],
+]
+BAD_EXP_FILTERS = [
+    "name = 'a' OR name = 'b'",
+    "name IS NULL",
+    "name IN ('a')",
+    "name > 'a'",
+    "tags.k > 'a'",
+    "tags.k IN ('a')",
+    "creation_time LIKE 1",
+    "creation_time > 1.5",
+    "creation_time = 'x'",
+    "experiment_id = 'x'",
+    "experiment_id > '1'",
+    "experiment_id IN ('1', 'x')",
+    "metrics.a > 1",
+    "foo = 'x'",
+    "tag.k = 'v'",
+]
+BAD_EXP_ORDERS = [["tags.k"], ["foo"], ["metrics.a"], ["name sideways"]]
+BAD_TOKENS = ["not base64!", "bm90IGpzb24=", "eyJvZmZzZXQiOiAwfQ==", "eyJmb28iOiAxfQ==", "eyJvZmZzZXQiOiAieCJ9"]
+BAD_MAX_RESULTS = [0, -1, 50001]
+
+
+def _queries(data: dict) -> list[dict]:
+    exps = data["experiments"]
+    qs: list[dict] = []
+
+    def q(**kw):
+        base = {
+            "experiment_ids": exps,
+            "filter_string": "",
+            "run_view_type": ViewType.ACTIVE_ONLY,
+            "max_results": 1000,
+            "order_by": None,
+            "page_token": None,
+        }
+        base.update(kw)
+        qs.append(base)
+
+    for f in RUN_FILTERS:
+        for o in (None, ["metrics.m1 DESC"], ["params.p1", "start_time"]):
+            q(filter_string=f, order_by=o)
+    for o in ORDERS:
+        for f in ("", "metrics.m1 > -1e309" if False else "metrics.m2 != 1"):
+            q(filter_string=f, order_by=o)
+    for view in (ViewType.ACTIVE_ONLY, ViewType.DELETED_ONLY, ViewType.ALL):
+        q(run_view_type=view, order_by=["params.p1 DESC"])
+    q(experiment_ids=[exps[0]])
+    q(experiment_ids=[exps[1], data["deleted_experiment"]], run_view_type=ViewType.ALL)
+    q(experiment_ids=[])
+    q(experiment_ids=["999"])
+    q(experiment_ids=["x"])
+    q(max_results=None)
+    q(max_results=None, page_token="eyJvZmZzZXQiOiAxMH0=")
+    q(run_id_filter=True)
+    for f in BAD_FILTERS:
+        q(filter_string=f)
+    for o in BAD_ORDERS:
+        q(order_by=o)
+    for t in BAD_TOKENS:
+        q(page_token=t)
+    for m in BAD_MAX_RESULTS:
+        q(max_results=m)
+    # error precedence: a bad filter and a bad order_by together
+    q(filter_string="metrics.m1 == 1", order_by=["foo.x"])
+    q(filter_string="params.p1 > 'a'", order_by=["foo.x"])
+    return qs
+
+
+SEARCH_SCRIPT = r"""
+import mlflow
+from mlflow import MlflowClient
+client = MlflowClient(ARGS["uri"])
+res = []
+for q in ARGS["queries"]:
+    q = dict(q)
+    if q.pop("run_id_filter", False):
+        some = [r.info.run_id for r in client.search_runs(q["experiment_ids"], max_results=5)]
+        q["filter_string"] = "attributes.run_id IN (%s)" % ", ".join("'%s'" % r for r in some)
+    try:
+        page = client.search_runs(**q)
+        res.append({"ids": [r.info.run_id for r in page], "token": page.token})
+    except Exception as e:
+        res.append(_err(e))
+walks = []
+for w in ARGS["walks"]:
+    pages, token = [], None
+    while True:
+        page = client.search_runs(ARGS["exps"], w["filter"], 3, w["size"], w["order"], token)
+        pages.append([[r.info.run_id for r in page], page.token])
+        token = page.token
+        if not token:
+            break
+    walks.append(pages)
+exp_res = []
+for q in ARGS["exp_queries"]:
+    try:
+        page = client.search_experiments(**q)
+        exp_res.append({"ids": [e.experiment_id for e in page], "token": page.token})
+    except Exception as e:
+        exp_res.append(_err(e))
+def num(x):
+    return "nan" if isinstance(x, float) and math.isnan(x) else x
+contents = [
+    {"info": dict(r.info), "params": r.data.params, "tags": r.data.tags,
+     "metrics": {k: num(v) for k, v in r.data.metrics.items()}}
+    for r in client.search_runs(ARGS["exps"], "", 3, 1000, ["metrics.m1"])
+]
+exps = [
+    {"id": e.experiment_id, "name": e.name, "tags": e.tags, "stage": e.lifecycle_stage,
+     "created": e.creation_time, "updated": e.last_update_time, "location": e.artifact_location}
+    for e in client.search_experiments(view_type=3)
+]
+_out({"runs": res, "walks": walks, "exps": exp_res, "contents": contents, "experiments": exps})
+"""
+
+WALKS = [
+    {"filter": "", "order": None, "size": 7},
+    {"filter": "metrics.m1 > -1", "order": ["metrics.m1 DESC"], "size": 5},
+    {"filter": "", "order": ["params.p1", "tags.t1 DESC"], "size": 1},
+    {"filter": "params.p1 IS NOT NULL", "order": ["start_time"], "size": 13},
+]
+
+
+def _exp_queries() -> list[dict]:
+    qs = []
+    for f in EXP_FILTERS:
+        for o in EXP_ORDERS:
+            qs.append({"filter_string": f, "order_by": o, "view_type": 3, "max_results": 1000})
+    for view in (1, 2, 3):
+        qs.append({"view_type": view, "max_results": 1000})
+    for size in (1, 2, 3):
+        qs.append({"view_type": 3, "max_results": size})
+    qs.append({"view_type": 3, "max_results": 2, "page_token": "eyJvZmZzZXQiOiAyfQ=="})
+    for f in BAD_EXP_FILTERS:
+        qs.append({"filter_string": f})
+    for o in BAD_EXP_ORDERS:
+        qs.append({"order_by": o})
+    for t in BAD_TOKENS:
+        qs.append({"page_token": t})
+    for m in BAD_MAX_RESULTS + [None]:
+        qs.append({"max_results": m})
+    return qs
+
+
+def _token(token):
+    """A token as the oracle's JSON carries it (MLflow's are bytes, printed by ``str``)."""
+    return None if token is None else str(token)
+
+
+def norm(message: str) -> str:
+    """Sort the items of printed sets: their order differs from process to process."""
+    return re.sub(
+        r"\{([^{}]*)\}", lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}", message
+    )
+
+
+def _err(e: Exception) -> dict:
+    return {"error_code": getattr(e, "error_code", type(e).__name__), "message": str(getattr(e, "message", e))}
+
+
+def _normalize(result):
+    if isinstance(result, dict) and "message" in result:
+        return {"error_code": result["error_code"], "message": norm(result["message"])}
+    return result
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    path = tmp_path_factory.mktemp("search") / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    data = build(uri)
+    queries = _queries(data)
+    oracle = run(
+        SEARCH_SCRIPT,
+        cwd=path.parent,
+        uri=uri,
+        queries=queries,
+        walks=WALKS,
+        exps=data["experiments"],
+        exp_queries=_exp_queries(),
+    )
+    return {"uri": uri, "data": data, "queries": queries, "oracle": oracle}
+
+
+def _ours_runs(client, q):
+    q = dict(q)
+    if q.pop("run_id_filter", False):
+        some = [r.info.run_id for r in client.search_runs(q["experiment_ids"], max_results=5)]
+        q["filter_string"] = "attributes.run_id IN (%s)" % ", ".join("'%s'" % r for r in some)
+    try:
+        page = client.search_runs(**q)
+        return {"ids": [r.info.run_id for r in page], "token": _token(page.token)}
+    except Exception as e:  # noqa: BLE001 - compared with what MLflow raised
+        return _err(e)
+
+
+def test_search_runs_same_ids_order_tokens_and_errors(world):
+    client = MlflowClient(world["uri"])
+    mismatches = []
+    for q, theirs in zip(world["queries"], world["oracle"]["runs"]):
+        ours = _normalize(_ours_runs(client, q))
+        if ours != _normalize(theirs):
+            mismatches.append((q, ours, theirs))
+    assert not mismatches, json.dumps(mismatches[:5], indent=1)
+    # the comparison is not vacuous: most queries found runs, errors were raised
+    found = [r for r in world["oracle"]["runs"] if r.get("ids")]
+    errors = [r for r in world["oracle"]["runs"] if "message" in r]
+    assert len(found) > 150 and len(errors) >= len(BAD_FILTERS) + len(BAD_ORDERS)
+
+
+def test_search_runs_pages_same_as_mlflow(world):
+    client = MlflowClient(world["uri"])
+    exps = world["data"]["experiments"]
+    for walk, theirs in zip(WALKS, world["oracle"]["walks"]):
+        pages, token = [], None
+        while True:
+            page = client.search_runs(exps, walk["filter"], 3, walk["size"], walk["order"], token)
+            pages.append([[r.info.run_id for r in page], _token(page.token)])
+            token = page.token
+            if not token:
+                break
+        assert pages == theirs
+        ids = [i for p in pages for i in p[0]]
+        assert len(ids) == len(set(ids))  # every run exactly once
+
+
+def test_search_runs_contents_same_as_mlflow(world):
+    client = MlflowClient(world["uri"])
+
+    def num(x):
+        return "nan" if isinstance(x, float) and math.isnan(x) else x
+
+    ours = [
+        {
+            "info": dict(r.info),
+            "params": r.data.params,
+            "tags": r.data.tags,
+            "metrics": {k: num(v) for k, v in r.data.metrics.items()},
+        }
+        for r in client.search_runs(world["data"]["experiments"], "", 3, 1000, ["metrics.m1"])
+    ]
+    assert json.loads(json.dumps(ours)) == world["oracle"]["contents"]
+
+
+def test_search_experiments_same_as_mlflow(world):
+    client = MlflowClient(world["uri"])
+    mismatches = []
+    for q, theirs in zip(_exp_queries(), world["oracle"]["exps"]):
+        try:
+            page = client.search_experiments(**q)
+            ours = {"ids": [e.experiment_id for e in page], "token": _token(page.token)}
+        except Exception as e:  # noqa: BLE001
+            ours = _err(e)
+        if _normalize(ours) != _normalize(theirs):
+            mismatches.append((q, ours, theirs))
+    assert not mismatches, json.dumps(mismatches[:5], indent=1)
+    ours = [
+        {"id": e.experiment_id, "name": e.name, "tags": e.tags, "stage": e.lifecycle_stage,
+         "created": e.creation_time, "updated": e.last_update_time, "location": e.artifact_location}
+        for e in client.search_experiments(view_type=3)
+    ]
+    assert ours == world["oracle"]["experiments"]
