@@ -438,3 +438,99 @@ def test_search_experiments_same_as_mlflow(world):
         for e in client.search_experiments(view_type=3)
     ]
     assert ours == world["oracle"]["experiments"]
+
+
+# -- module-level search_runs / search_experiments, DataFrames included -----------------------
+FLUENT = r'''
+import math
+
+
+def frame(df):
+    """Columns (in order, but sorted within each of metrics./params./tags., whose order MLflow
+    takes from a set), dtypes and values of a DataFrame, JSON-friendly."""
+    info = [c for c in df.columns if "." not in c]
+    groups = [c.split(".", 1)[0] for c in df.columns if "." in c]
+    rest = sorted(c for c in df.columns if "." in c)
+    cols = info + rest
+    df = df[cols]
+    rows = []
+    for row in df.itertuples(index=False):
+        vals = []
+        for v in row:
+            if v is None:
+                vals.append(None)
+            elif isinstance(v, float) and math.isnan(v):
+                vals.append("nan")
+            else:
+                vals.append(str(v))
+        rows.append(vals)
+    return {
+        "columns": cols,
+        "group_order": [g for i, g in enumerate(groups) if i == 0 or groups[i - 1] != g],
+        "dtypes": {c: str(t) for c, t in df.dtypes.items()},
+        "rows": rows,
+    }
+
+
+def error(fn):
+    try:
+        fn()
+    except Exception as e:
+        return [type(e).__name__, str(getattr(e, "message", e))]
+    return None
+
+
+def fluent(m, uri, exps):
+    m.set_tracking_uri(uri)
+    out = {}
+    out["df"] = frame(m.search_runs(experiment_ids=exps, order_by=["metrics.m1 DESC"]))
+    out["df_deleted"] = frame(m.search_runs(experiment_ids=exps, run_view_type=2))
+    out["empty"] = frame(m.search_runs(experiment_ids=exps, filter_string="params.p1 = 'nope'"))
+    out["no_experiments"] = frame(m.search_runs(experiment_names=["nope"]))
+    ids = lambda runs: [r.info.run_id for r in runs]
+    out["names"] = ids(m.search_runs(experiment_names=["search-b", "nope"], output_format="list"))
+    out["all"] = ids(m.search_runs(search_all_experiments=True, output_format="list",
+                                   order_by=["params.p1"]))
+    out["max"] = ids(m.search_runs(exps, max_results=5, output_format="list", order_by=["run_name"]))
+    out["string_id"] = ids(m.search_runs(exps[0], output_format="list"))
+    m.set_experiment(experiment_id=exps[1])
+    out["active"] = ids(m.search_runs(output_format="list"))
+    out["both"] = error(lambda: m.search_runs(experiment_ids=exps, experiment_names=["x"]))
+    out["format"] = error(lambda: m.search_runs(exps, output_format="csv"))
+    out["bad_filter"] = error(lambda: m.search_runs(exps, filter_string="metrics.m1 = 'x'"))
+    out["exps"] = [e.experiment_id for e in m.search_experiments(view_type=3, order_by=["name"])]
+    out["exps_max"] = [e.experiment_id for e in m.search_experiments(max_results=2)]
+    out["exps_filter"] = [e.name for e in m.search_experiments(filter_string="name LIKE 'search%'")]
+    return out
+'''
+
+FLUENT_SCRIPT = FLUENT + r'''
+import mlflow
+_out(fluent(mlflow, ARGS["uri"], ARGS["exps"]))
+'''
+
+
+@pytest.fixture
+def fluent_state(monkeypatch):
+    """Put back the process-wide tracking URI and active experiment the test changes."""
+    import asynctrack.fluent._experiments as experiments
+    import asynctrack.tracking_uri as tracking_uri
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    monkeypatch.setattr(tracking_uri, "_tracking_uri", tracking_uri._tracking_uri)
+    monkeypatch.setattr(experiments, "_active_experiment_id", experiments._active_experiment_id)
+
+
+def test_fluent_search_same_as_mlflow(world, fluent_state):
+    pytest.importorskip("pandas")
+    import asynctrack
+
+    exps = world["data"]["experiments"]
+    uri = world["uri"]
+    theirs = run(FLUENT_SCRIPT, cwd=uri[len("sqlite:///"):].rsplit("/", 1)[0], uri=uri, exps=exps)
+    ns: dict = {}
+    exec(FLUENT, ns)
+    ours = json.loads(json.dumps(ns["fluent"](asynctrack, uri, exps)))
+    for key in theirs:
+        assert ours[key] == theirs[key], key
+    assert len(theirs["df"]["rows"]) > 20 and theirs["empty"]["rows"] == []

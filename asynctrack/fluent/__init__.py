@@ -34,6 +34,7 @@ from ._runs import (
     restore_run,
     start_run,
 )
+from ._search import search_experiments, search_runs
 
 __all__ = [
     "ActiveRun",
@@ -56,6 +57,8 @@ __all__ = [
     "log_params",
     "restore_experiment",
     "restore_run",
+    "search_experiments",
+    "search_runs",
     "set_experiment",
     "set_experiment_tag",
     "set_experiment_tags",

@@ -1,0 +1,173 @@
+"""Module-level ``search_runs`` and ``search_experiments``, with MLflow 3.18's signatures.
+
+They page through ``MlflowClient`` searches as MLflow's fluent API does (10,000 runs or 1,000
+experiments a page) and return a list, or for runs by default a pandas DataFrame with MLflow's
+columns and dtypes. pandas is optional: it is imported only when a DataFrame is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._search import NUM_RUNS_PER_PAGE_PANDAS, SEARCH_MAX_RESULTS_DEFAULT, SEARCH_MAX_RESULTS_PANDAS
+from ..entities import Experiment, Run, ViewType
+from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
+from . import _experiments
+from ._client import client
+
+if TYPE_CHECKING:
+    import pandas
+
+_logger = logging.getLogger(__name__)
+
+
+def _paginate(fetch: Callable[[int, Any], list], page_size: int, max_results: int | None) -> list:
+    """MLflow's ``get_results_from_paginated_fn``: pages until done or max_results reached."""
+    results: list = []
+    token = None
+    returns_all = max_results is None
+    while returns_all or len(results) < max_results:
+        wanted = page_size if returns_all else max_results - len(results)
+        page = fetch(min(wanted, page_size), token)
+        results.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            break
+    return results
+
+
+def search_experiments(
+    view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[Experiment]:
+    """Experiments matching ``filter_string`` (all of them unless ``max_results`` is given)."""
+    c = client()
+    return _paginate(
+        lambda n, token: c.search_experiments(
+            view_type=view_type,
+            max_results=n,
+            filter_string=filter_string,
+            order_by=order_by,
+            page_token=token,
+        ),
+        SEARCH_MAX_RESULTS_DEFAULT,
+        max_results,
+    )
+
+
+def search_runs(
+    experiment_ids: list[str] | None = None,
+    filter_string: str = "",
+    run_view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int = SEARCH_MAX_RESULTS_PANDAS,
+    order_by: list[str] | None = None,
+    output_format: Literal["pandas", "list"] = "pandas",
+    search_all_experiments: bool = False,
+    experiment_names: list[str] | None = None,
+) -> list[Run] | pandas.DataFrame:
+    """Runs matching ``filter_string`` in the given experiments (by default the active one)."""
+    no_ids = experiment_ids is None or len(experiment_ids) == 0
+    no_names = experiment_names is None or len(experiment_names) == 0
+    if not no_ids and not no_names:
+        raise MlflowException(
+            "Only experiment_ids or experiment_names can be used, but not both",
+            INVALID_PARAMETER_VALUE,
+        )
+    c = client()
+    if search_all_experiments and no_ids and no_names:
+        experiment_ids = [
+            e.experiment_id for e in search_experiments(view_type=ViewType.ACTIVE_ONLY)
+        ]
+    elif no_ids and no_names:
+        experiment_ids = [_experiments._get_experiment_id()]
+    elif not no_names:
+        experiment_ids = []
+        for name in experiment_names:
+            if name is None:
+                continue
+            found = c.get_experiment_by_name(name)
+            if found is None:
+                _logger.warning("Cannot retrieve experiment by name %s", name)
+            else:
+                experiment_ids.append(found.experiment_id)
+    if len(experiment_ids) == 0:
+        runs: list[Run] = []
+    else:
+        runs = _paginate(
+            lambda n, token: c.search_runs(
+                experiment_ids, filter_string, run_view_type, n, order_by, token
+            ),
+            NUM_RUNS_PER_PAGE_PANDAS,
+            max_results,
+        )
+    if output_format == "list":
+        return runs
+    if output_format == "pandas":
+        return runs_to_pandas(runs)
+    raise ValueError(
+        f"Unsupported output format: {output_format}. Supported string values are 'pandas' "
+        "or 'list'"
+    )
+
+
+def _import_pandas():
+    try:
+        import numpy as np
+        import pandas as pd
+    except ImportError:
+        raise MlflowException(
+            "search_runs(output_format='pandas') needs pandas: pip install 'asynctrack[pandas]' "
+            "(or pass output_format='list')",
+            INVALID_PARAMETER_VALUE,
+        ) from None
+    return np, pd
+
+
+def runs_to_pandas(runs: list[Run]) -> pandas.DataFrame:
+    """MLflow's ``_runs_to_pandas``: the same columns, values and dtypes. Columns of metrics,
+    params and tags come in order of first appearance (MLflow's order comes from iterating sets,
+    which differs from process to process)."""
+    np, pd = _import_pandas()
+    n = len(runs)
+    info: dict[str, list] = {
+        "run_id": [],
+        "experiment_id": [],
+        "status": [],
+        "artifact_uri": [],
+        "start_time": [],
+        "end_time": [],
+    }
+    to_datetime = pd.to_datetime
+    metrics: dict[str, list] = {}
+    params: dict[str, list] = {}
+    tags: dict[str, list] = {}
+    for i, run in enumerate(runs):
+        ri = run.info
+        info["run_id"].append(ri.run_id)
+        info["experiment_id"].append(ri.experiment_id)
+        info["status"].append(ri.status)
+        info["artifact_uri"].append(ri.artifact_uri)
+        info["start_time"].append(to_datetime(ri.start_time, unit="ms", utc=True))
+        info["end_time"].append(to_datetime(ri.end_time, unit="ms", utc=True))
+        for columns, values, null in (
+            (metrics, run.data.metrics, np.nan),
+            (params, run.data.params, None),
+            (tags, run.data.tags, None),
+        ):
+            for key, value in values.items():
+                column = columns.get(key)
+                if column is None:
+                    column = columns[key] = [null] * n
+                column[i] = value
+    data: dict[str, list] = dict(info)
+    for prefix, columns in (("metrics.", metrics), ("params.", params), ("tags.", tags)):
+        for key, values in columns.items():
+            data[prefix + key] = values
+    return pd.DataFrame(data)
+
+
+__all__ = ["search_experiments", "search_runs"]
