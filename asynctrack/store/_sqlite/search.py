@@ -191,6 +191,16 @@ def _run_order_sql(order: list[tuple[str, str, bool]], joins: list[str], args: l
     return ", ".join(terms)
 
 
+def _in_list(column: str, values: list, args: list) -> str:
+    """``column IN values``: one bound value compares with ``=`` (cheaper per row), more go in
+    as one JSON array."""
+    if len(values) == 1:
+        args.append(values[0])
+        return f"{column} = ?"
+    args.append(json.dumps(values))
+    return f"{column} IN (SELECT value FROM json_each(?))"
+
+
 def _parse_experiment_id(experiment_id: Any) -> int:
     try:
         return int(experiment_id)
@@ -222,11 +232,9 @@ def search_runs(
     joins: list[str] = []
     join_args: list = []
     order_sql = _run_order_sql(order, joins, join_args)
-    where_args: list = [json.dumps(exp_ids), json.dumps(stages)]
-    where = [
-        "r.experiment_id IN (SELECT value FROM json_each(?))",
-        "r.lifecycle_stage IN (SELECT value FROM json_each(?))",
-    ]
+    where_args: list = []
+    where = [_in_list("r.experiment_id", exp_ids, where_args)]
+    where.append(_in_list("r.lifecycle_stage", stages, where_args))
     where += [_run_filter_sql(c, where_args) for c in clauses]
     sql = (
         "SELECT r.run_uuid, r.name, r.user_id, r.status, r.start_time, r.end_time, "
@@ -249,19 +257,22 @@ def load_runs(conn: sqlite3.Connection, rows: list[tuple]) -> list[Run]:
     """Runs from ``runs`` rows, their metrics, params and tags read in three batched queries."""
     if not rows:
         return []
+    # Rows are tagged with the run's index in the page (json_each's key), not its 32-character
+    # id: small ints are shared objects, so 25,000 rows decode no id strings.
     ids = json.dumps([row[0] for row in rows])
-    in_ids = "run_uuid IN (SELECT value FROM json_each(?))"
-    metrics: dict[str, list] = {}
-    params: dict[str, dict] = {}
-    tags: dict[str, dict] = {}
+    page = "FROM json_each(?) j JOIN {table} x ON x.run_uuid = j.value"
+    n = len(rows)
+    metrics: list[list] = [[] for _ in range(n)]
+    params: list[dict] = [{} for _ in range(n)]
+    tags: list[dict] = [{} for _ in range(n)]
     new = object.__new__
     nan = float("nan")
     gc_was_enabled = gc.isenabled()
     gc.disable()  # tens of thousands of small objects: GC passes would cost more than building
     try:
-        for run_id, key, value, timestamp, step, is_nan in conn.execute(
-            f"SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics "
-            f"WHERE {in_ids}",
+        for i, key, value, timestamp, step, is_nan in conn.execute(
+            "SELECT j.key, x.key, x.value, x.timestamp, x.step, x.is_nan "
+            + page.format(table="latest_metrics"),
             (ids,),
         ):
             m = new(Metric)
@@ -271,17 +282,19 @@ def load_runs(conn: sqlite3.Connection, rows: list[tuple]) -> list[Run]:
             m._step = step
             m._run_id = None
             m._extra = None
-            metrics.setdefault(run_id, []).append(m)
-        for run_id, key, value in conn.execute(
-            f"SELECT run_uuid, key, value FROM params WHERE {in_ids}", (ids,)
+            metrics[i].append(m)
+        for i, key, value in conn.execute(
+            "SELECT j.key, x.key, x.value " + page.format(table="params"), (ids,)
         ):
-            params.setdefault(run_id, {})[key] = value
-        for run_id, key, value in conn.execute(
-            f"SELECT run_uuid, key, value FROM tags WHERE {in_ids}", (ids,)
+            params[i][key] = value
+        for i, key, value in conn.execute(
+            "SELECT j.key, x.key, x.value " + page.format(table="tags"), (ids,)
         ):
-            tags.setdefault(run_id, {})[key] = value
+            tags[i][key] = value
         runs = []
-        for run_uuid, name, user_id, status, start, end, stage, artifact_uri, exp_id in rows:
+        for i, (run_uuid, name, user_id, status, start, end, stage, artifact_uri, exp_id) in (
+            enumerate(rows)
+        ):
             info = new(RunInfo)
             info._run_id = run_uuid
             info._experiment_id = str(exp_id)
@@ -293,11 +306,11 @@ def load_runs(conn: sqlite3.Connection, rows: list[tuple]) -> list[Run]:
             info._artifact_uri = artifact_uri
             info._run_name = name
             data = new(RunData)
-            objs = metrics.get(run_uuid, [])
+            objs = metrics[i]
             data._metric_objs = objs
             data._metrics = {m._key: m._value for m in objs}
-            data._params = params.get(run_uuid, {})
-            data._tags = tags.get(run_uuid, {})
+            data._params = params[i]
+            data._tags = tags[i]
             runs.append(Run(info, data, RunInputs(dataset_inputs=[])))
     finally:
         if gc_was_enabled:
