@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 
+from ..exceptions import MlflowException
 from . import _tokens as t
 from .filters import (
     ATTRIBUTE,
@@ -65,8 +66,6 @@ def parse_run_order_by(order_by_list: list[str] | None) -> list[tuple[str, str, 
             raise invalid(f"Invalid identifier type '{kind}'")
         if (kind, key) in seen:
             # MLflow raises this one without an error code (INTERNAL_ERROR).
-            from ..exceptions import MlflowException
-
             raise MlflowException(f"`order_by` contains duplicate fields: {order_by_list}")
         seen.add((kind, key))
         out.append((kind, key, ascending))
