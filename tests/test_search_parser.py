@@ -155,10 +155,73 @@ def test_parser_same_as_mlflow():
             o = _ours(fn, x)
             if not _same(o, t):
                 bad.append((name, x, o, t))
-    # Known, documented divergences: sqlparse lexes hexadecimal literals; asynctrack reports
-    # them as values of the wrong type instead of unparsable clauses.
-    bad = [b for b in bad if b[1] != "metrics.a = 0x10"]
     assert not bad, json.dumps(bad[:5], indent=1)
+
+
+# -- fuzzing: token soup, valid and not, against MLflow's parser ------------------------------
+FUZZ_VOCAB = [
+    "metrics.m", "params.p", "tags.t", "attributes.status", "run_id", "start_time", "metrics.`a b`",
+    'tags."x.y"', "run_name", "created", "status", "name", "tags.k", "experiment_id",
+    "creation_time", "=", "!=", ">", "<=", "LIKE", "ilike", "IN", "NOT", "IS", "NULL", "AND", "and",
+    "OR", "'a'", "'%b'", '"c"', "1", "-2.5", "1e3", "(", ")", "('x', 'y')", "('x')", "()", ",", ";",
+    "`q`", "x", ".", "'it''s'", "0x1f", "lower('a')", "DESC", "NULL", "NOT NULL", "*", "+", "`a`.b",
+    "tags.`k`", "datasets.name", "-", "IS NOT",
+]
+ORDER_VOCAB = ["metrics.m", "params.`a b`", "tags.t", "start_time", "created", "run_name", "name",
+               "DESC", "asc", "foo", "x.y", ",", "`q`", "'s'", "1", "experiment_id", "creation_time"]
+
+
+def _fuzz_clauses(n, seed):
+    """Mostly well-formed: AND-ed "identifier comparator value" clauses, sometimes mistyped."""
+    import random
+
+    rnd = random.Random(seed)
+    idents = [t for t in FUZZ_VOCAB if t[0].isalpha() or t[0] == "`"]
+    ops = ["=", "!=", ">", "<=", "LIKE", "ilike", "IN", "NOT IN", "IS NULL", "IS NOT NULL", "=="]
+    values = ["'a'", "'%b'", '"c"', "1", "-2.5", "1e3", "('x', 'y')", "('x')", "()", "x", "(1)"]
+    out = []
+    for _ in range(n):
+        clauses = []
+        for _ in range(rnd.choice([1, 1, 2, 3])):
+            ident, op = rnd.choice(idents), rnd.choice(ops)
+            if rnd.random() < 0.6:  # the value the identifier's type wants
+                kind = ident.split(".")[0]
+                op = rnd.choice([">", "!=", "<="] if kind == "metrics" else ["=", "LIKE", "!="])
+                value = rnd.choice(["1", "-2.5", "1e3"] if kind in ("metrics", "start_time", "created",
+                                    "creation_time") else ["'a'", "'%b'", '"c"'])
+            else:
+                value = "" if op.startswith("IS") else rnd.choice(values)
+            clauses.append(f"{ident} {op} {value}".strip())
+        out.append(f" {rnd.choice(['AND', 'and', 'AND', 'OR'])} ".join(clauses))
+    return out
+
+
+def _fuzz(vocab, n, sizes, seed):
+    import random
+
+    rnd = random.Random(seed)
+    return [" ".join(rnd.choice(vocab) for _ in range(rnd.choice(sizes))) for _ in range(n)]
+
+
+@needs_mlflow
+def test_parser_fuzzed_same_as_mlflow():
+    filters = _fuzz(FUZZ_VOCAB, 600, [1, 2, 3, 3, 3, 4, 5, 7], seed=1) + _fuzz_clauses(600, 3)
+    orders = [[o] for o in _fuzz(ORDER_VOCAB, 300, [1, 2, 2, 3], seed=2)]
+    theirs = run(ORACLE, runs=filters, exps=filters, run_order=orders, exp_order=orders)
+    cases = [
+        ("runs", filters, parse_run_filter),
+        ("exps", filters, parse_experiment_filter),
+        ("run_order", orders, _run_order_raw),
+        ("exp_order", orders, _exp_order_raw),
+    ]
+    bad = [
+        (name, x, o, t)
+        for name, inputs, fn in cases
+        for x, t in zip(inputs, theirs[name])
+        if not _same(o := _ours(fn, x), t)
+    ]
+    assert not bad, json.dumps(bad[:5], indent=1)
+    assert sum("ok" in t for t in theirs["runs"]) > 100  # not only errors
 
 
 @pytest.mark.parametrize(

@@ -24,9 +24,14 @@ KEYWORD = "keyword"
 ORDER = "order"  # ASC / DESC
 COMPARISON = "comparison"
 PUNCT = "punct"
+OPERATOR = "operator"
+WILDCARD = "wildcard"
 OTHER = "other"
 # Groups.
 IDENTIFIER = "identifier"
+IDENTIFIER_LIST = "identifier_list"
+OPERATION = "operation"
+FUNCTION = "function"
 PAREN = "paren"
 COMPARISON_GROUP = "comparison_group"
 
@@ -35,6 +40,7 @@ NUMERIC = (INT, FLOAT)
 _LETTER = "A-Za-zÀ-Üà-ü"
 _RULES: list[tuple[str, str]] = [
     (r"\s+", WS),
+    (r"\*", WILDCARD),
     (r"`(``|[^`])*`", NAME),
     (r"(CASE|IN|VALUES|USING|FROM|AS)\b", KEYWORD),
     (rf"[{_LETTER}]\w*(?=\s*\.(?!\d))", NAME),
@@ -52,7 +58,9 @@ _RULES: list[tuple[str, str]] = [
     (r"(NOT\s+)?(REGEXP)(\s+(BINARY))?\b", COMPARISON),
     (r"\w[$#\w]*", "word"),
     (r"[;:()\[\],.]", PUNCT),
+    (r"(\->>?|#>>?|@>|<@|\?\|?|\?&|\-|#\-)", OPERATOR),
     (r"[<>=~!]+", COMPARISON),
+    (r"[+/@#%^&|^-]+", OPERATOR),
 ]
 _LEXER = re.compile("|".join(f"(?P<g{i}>{rx})" for i, (rx, _) in enumerate(_RULES)), re.I | re.U)
 _KINDS = {f"g{i}": kind for i, (_, kind) in enumerate(_RULES)}
@@ -140,69 +148,174 @@ def _group_parens(tokens: list[Tok]) -> list[Tok]:
     return out
 
 
-_NAMEISH = (NAME, SYMBOL)
+def _next(tokens: list[Tok], i: int) -> int | None:
+    """Index of the first non-whitespace token after ``i``."""
+    for j in range(i + 1, len(tokens)):
+        if not tokens[j].is_whitespace:
+            return j
+    return None
 
 
-def _group_identifiers(tokens: list[Tok]) -> list[Tok]:
-    """Dotted names (``a.b.`c d```, ``tags."x"``) and lone names become identifiers."""
+def _merge(parts: list[Tok], kind: str, extend: bool) -> Tok:
+    """sqlparse's ``group_tokens``: extend the first token if it is already a ``kind`` group."""
+    first = parts[0]
+    if extend and first.kind == kind:
+        rest = parts[1:]
+        return Tok(kind, first.value + "".join(t.value for t in rest), first.children + rest)
+    return _join(parts, kind)
+
+
+def _group_binary(tokens, kind, match, valid_prev, valid_next, include_next, extend) -> list[Tok]:
+    """sqlparse's ``_group``: ``prev <match> next`` becomes one ``kind`` group, left to right."""
     out: list[Tok] = []
-    i, n = 0, len(tokens)
-    while i < n:
+    prev_i: int | None = None  # index in out of the previous non-whitespace token
+    prev_tok: Tok | None = None  # that token, or the last operand of the group it ended up in
+    i = 0
+    while i < len(tokens):
         tok = tokens[i]
-        if tok.kind not in _NAMEISH:
+        if tok.is_whitespace:
             out.append(tok)
             i += 1
             continue
-        parts = [tok]
-        j = i + 1
-        while True:
-            k = j
-            while k < n and tokens[k].is_whitespace:
-                k += 1
-            if k < n and tokens[k].kind == PUNCT and tokens[k].value == ".":
-                m = k + 1
-                if m < n and tokens[m].kind in _NAMEISH + (KEYWORD, STRING):
-                    parts.extend(tokens[j : m + 1])
-                    j = m + 1
-                    continue
-                parts.extend(tokens[j : k + 1])  # trailing dot stays in the identifier
-                j = k + 1
-            break
-        out.append(_join(parts, IDENTIFIER))
-        i = j
-    return out
-
-
-_OPERAND = (IDENTIFIER, PAREN, INT, FLOAT, STRING)
-
-
-def _group_comparisons(tokens: list[Tok]) -> list[Tok]:
-    out: list[Tok] = []
-    i, n = 0, len(tokens)
-    while i < n:
-        tok = tokens[i]
-        if tok.kind == COMPARISON and out:
-            # left operand: the last non-whitespace token
-            li = len(out) - 1
-            while li >= 0 and out[li].is_whitespace:
-                li -= 1
-            ri = i + 1
-            while ri < n and tokens[ri].is_whitespace:
-                ri += 1
-            if li >= 0 and ri < n and out[li].kind in _OPERAND and tokens[ri].kind in _OPERAND:
-                group = out[li:] + tokens[i : ri + 1]
-                del out[li:]
-                out.append(_join(group, COMPARISON_GROUP))
-                i = ri + 1
+        if match(tok) and prev_tok is not None and valid_prev(prev_tok):
+            ni = _next(tokens, i)
+            nxt = tokens[ni] if ni is not None else None
+            if valid_next(nxt):
+                end = ni if (nxt is not None and include_next(nxt)) else i
+                parts = out[prev_i:] + tokens[i : end + 1]
+                del out[prev_i:]
+                out.append(_merge(parts, kind, extend))
+                # as sqlparse: the group, or (when it took the next token) that token, is the
+                # previous token for the next match
+                prev_i, prev_tok = len(out) - 1, (tokens[end] if end != i else out[-1])
+                i = end + 1
                 continue
         out.append(tok)
+        prev_i, prev_tok = len(out) - 1, tok
         i += 1
     return out
 
 
+def _group_functions(tokens: list[Tok]) -> list[Tok]:
+    """A name followed by a parenthesis (whitespace between allowed) is a function call."""
+    out = list(tokens)
+    i = 0
+    while i < len(out):
+        if out[i].kind == NAME:
+            ni = _next(out, i)
+            if ni is not None and out[ni].kind == PAREN:
+                out[i : ni + 1] = [_join(out[i : ni + 1], FUNCTION)]
+        i += 1
+    return out
+
+
+def _group_periods(tokens: list[Tok]) -> list[Tok]:
+    return _group_binary(
+        tokens,
+        IDENTIFIER,
+        match=lambda t: t.kind == PUNCT and t.value == ".",
+        valid_prev=lambda t: t.kind in (IDENTIFIER, NAME, SYMBOL),
+        valid_next=lambda t: True,
+        include_next=lambda t: t.kind in (FUNCTION, NAME, SYMBOL, STRING, WILDCARD),
+        extend=True,
+    )
+
+
+def _group_identifiers(tokens: list[Tok]) -> list[Tok]:
+    return [Tok(IDENTIFIER, t.value, [t]) if t.kind in (NAME, SYMBOL) else t for t in tokens]
+
+
+def _group_order(tokens: list[Tok]) -> list[Tok]:
+    """``x DESC`` (x an identifier or a number) is one identifier."""
+    out = list(tokens)
+    i = 0
+    while i < len(out):
+        if out[i].kind == ORDER:
+            pi = i - 1
+            while pi >= 0 and out[pi].is_whitespace:
+                pi -= 1
+            if pi >= 0 and out[pi].kind in (IDENTIFIER, INT, FLOAT, HEX):
+                out[pi : i + 1] = [_join(out[pi : i + 1], IDENTIFIER)]
+                i = pi
+        i += 1
+    return out
+
+
+_OPERATION_OPERANDS = (PAREN, FUNCTION, IDENTIFIER, OPERATION, INT, FLOAT, STRING, NAME, SYMBOL)
+
+
+def _group_operations(tokens: list[Tok]) -> list[Tok]:
+    ok = lambda t: t is not None and t.kind in _OPERATION_OPERANDS  # noqa: E731
+    return _group_binary(
+        tokens,
+        OPERATION,
+        match=lambda t: t.kind in (OPERATOR, WILDCARD),
+        valid_prev=ok,
+        valid_next=ok,
+        include_next=lambda t: True,
+        extend=False,
+    )
+
+
+def _is_operand(t: Tok | None) -> bool:
+    if t is None:
+        return False
+    return t.kind in (PAREN, FUNCTION, IDENTIFIER, OPERATION, INT, FLOAT, STRING, NAME, SYMBOL) or (
+        t.kind == KEYWORD and t.value.upper() == "NULL"
+    )
+
+
+def _group_comparisons(tokens: list[Tok]) -> list[Tok]:
+    return _group_binary(
+        tokens,
+        COMPARISON_GROUP,
+        match=lambda t: t.kind == COMPARISON,
+        valid_prev=_is_operand,
+        valid_next=_is_operand,
+        include_next=lambda t: True,
+        extend=False,
+    )
+
+
+def _group_aliases(tokens: list[Tok]) -> list[Tok]:
+    """``x y`` where y is an identifier: y is x's alias, and the pair one identifier."""
+    out = list(tokens)
+    i = 0
+    while i < len(out):
+        if out[i].kind in (PAREN, FUNCTION, IDENTIFIER, OPERATION, COMPARISON_GROUP, INT, FLOAT, HEX):
+            ni = _next(out, i)
+            if ni is not None and out[ni].kind == IDENTIFIER:
+                out[i : ni + 1] = [_merge(out[i : ni + 1], IDENTIFIER, extend=True)]
+        i += 1
+    return out
+
+
+def _group_identifier_lists(tokens: list[Tok]) -> list[Tok]:
+    valid = (FUNCTION, IDENTIFIER, COMPARISON_GROUP, IDENTIFIER_LIST, OPERATION, INT, FLOAT,
+             STRING, NAME, SYMBOL, KEYWORD, WILDCARD)
+    return _group_binary(
+        tokens,
+        IDENTIFIER_LIST,
+        match=lambda t: t.kind == PUNCT and t.value == ",",
+        valid_prev=lambda t: t is not None and t.kind in valid,
+        valid_next=lambda t: t is not None and t.kind in valid,
+        include_next=lambda t: True,
+        extend=True,
+    )
+
+
 def group(tokens: list[Tok]) -> list[Tok]:
-    """One statement's tokens, grouped: parentheses, identifiers, then comparisons."""
-    return _group_comparisons(_group_identifiers(_group_parens(tokens)))
+    """One statement's tokens, grouped in sqlparse's order: parentheses, functions, dotted
+    names, identifiers, ASC/DESC, arithmetic, comparisons, aliases, comma lists."""
+    tokens = _group_parens(tokens)
+    tokens = _group_functions(tokens)
+    tokens = _group_periods(tokens)
+    tokens = _group_identifiers(tokens)
+    tokens = _group_order(tokens)
+    tokens = _group_operations(tokens)
+    tokens = _group_comparisons(tokens)
+    tokens = _group_aliases(tokens)
+    return _group_identifier_lists(tokens)
 
 
 def join_in_comparisons(tokens: list[Tok]) -> list[Tok]:
