@@ -12,16 +12,8 @@ from asynctrack import MlflowException
 
 
 @pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    """A fresh store as the process's tracking URI; URI and active experiment restored after."""
-    import asynctrack.fluent._experiments as experiments
-    import asynctrack.tracking_uri as tracking_uri
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
-    monkeypatch.setattr(tracking_uri, "_tracking_uri", tracking_uri._tracking_uri)
-    monkeypatch.setattr(experiments, "_active_experiment_id", experiments._active_experiment_id)
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+def tracking(fluent):
+    """The fluent fixture's fresh store (conftest.py), with two experiments of three runs."""
     client = mlflow.MlflowClient()
     a = client.create_experiment("a")
     b = client.create_experiment("b")

@@ -510,18 +510,8 @@ _out(fluent(mlflow, ARGS["uri"], ARGS["exps"]))
 '''
 
 
-@pytest.fixture
-def fluent_state(monkeypatch):
-    """Put back the process-wide tracking URI and active experiment the test changes."""
-    import asynctrack.fluent._experiments as experiments
-    import asynctrack.tracking_uri as tracking_uri
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
-    monkeypatch.setattr(tracking_uri, "_tracking_uri", tracking_uri._tracking_uri)
-    monkeypatch.setattr(experiments, "_active_experiment_id", experiments._active_experiment_id)
-
-
-def test_fluent_search_same_as_mlflow(world, fluent_state):
+def test_fluent_search_same_as_mlflow(world, fluent):
+    """``fluent`` (conftest.py) puts back the tracking URI, experiment and environment."""
     pytest.importorskip("pandas")
     import asynctrack
 
