@@ -13,9 +13,11 @@ EXISTS here; ``LIKE`` under MLflow's ``PRAGMA case_sensitive_like = true`` is th
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import json
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from ..._search import (
@@ -201,6 +203,21 @@ def _in_list(column: str, values: list, args: list) -> str:
     return f"{column} IN (SELECT value FROM json_each(?))"
 
 
+@contextlib.contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction around a search's queries: the page and its params, metrics and tags
+    come from the same snapshot of the file, whatever writers commit meanwhile (WAL)."""
+    if conn.in_transaction:  # already inside one: it is the snapshot
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")  # nothing was written: ending the read is all it does
+
+
 def _parse_experiment_id(experiment_id: Any) -> int:
     try:
         return int(experiment_id)
@@ -245,12 +262,13 @@ def search_runs(
         + f" ORDER BY {order_sql} LIMIT ? OFFSET ?"
     )
     limit = -1 if max_results is None else max_results + 1
-    rows = conn.execute(sql, join_args + where_args + [limit, offset]).fetchall()
-    token = None
-    if max_results is not None and len(rows) == max_results + 1:
-        token = create_page_token(offset + max_results)
-        rows = rows[:max_results]
-    return load_runs(conn, rows), token
+    with _snapshot(conn):
+        rows = conn.execute(sql, join_args + where_args + [limit, offset]).fetchall()
+        token = None
+        if max_results is not None and len(rows) == max_results + 1:
+            token = create_page_token(offset + max_results)
+            rows = rows[:max_results]
+        return load_runs(conn, rows), token
 
 
 def load_runs(conn: sqlite3.Connection, rows: list[tuple]) -> list[Run]:
@@ -353,25 +371,26 @@ def search_experiments(
     order_sql = ", ".join(
         _EXPERIMENT_COLUMNS[key] + ("" if asc else " DESC") for key, asc in order
     )
-    rows = conn.execute(
-        "SELECT e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, "
-        "e.creation_time, e.last_update_time, e.workspace FROM experiments e WHERE "
-        + " AND ".join(where)
-        + f" ORDER BY {order_sql} LIMIT ? OFFSET ?",
-        args + [max_results + 1, offset],
-    ).fetchall()
-    token = None
-    if len(rows) == max_results + 1:
-        token = create_page_token(offset + max_results)
-        rows = rows[:max_results]
-    tags: dict[int, list] = {}
-    if rows:
-        for exp_id, key, value in conn.execute(
-            "SELECT experiment_id, key, value FROM experiment_tags "
-            "WHERE experiment_id IN (SELECT value FROM json_each(?))",
-            (json.dumps([row[0] for row in rows]),),
-        ):
-            tags.setdefault(exp_id, []).append(ExperimentTag(key, value))
+    with _snapshot(conn):
+        rows = conn.execute(
+            "SELECT e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, "
+            "e.creation_time, e.last_update_time, e.workspace FROM experiments e WHERE "
+            + " AND ".join(where)
+            + f" ORDER BY {order_sql} LIMIT ? OFFSET ?",
+            args + [max_results + 1, offset],
+        ).fetchall()
+        token = None
+        if len(rows) == max_results + 1:
+            token = create_page_token(offset + max_results)
+            rows = rows[:max_results]
+        tags: dict[int, list] = {}
+        if rows:
+            for exp_id, key, value in conn.execute(
+                "SELECT experiment_id, key, value FROM experiment_tags "
+                "WHERE experiment_id IN (SELECT value FROM json_each(?))",
+                (json.dumps([row[0] for row in rows]),),
+            ):
+                tags.setdefault(exp_id, []).append(ExperimentTag(key, value))
     experiments = [
         Experiment(
             str(exp_id),
