@@ -35,6 +35,10 @@ from ._runs import (
     start_run,
 )
 
+from . import _preemption
+
+_preemption.install()
+
 __all__ = [
     "ActiveRun",
     "active_run",
