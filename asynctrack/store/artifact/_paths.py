@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
-from ._errors import invalid_artifact_path, invalid_path, outside_artifact_dir
+from ._errors import ArtifactIsADirectory, invalid_artifact_path, invalid_path, outside_artifact_dir
 
 
 def path_not_unique(name: str) -> bool:
@@ -71,8 +71,14 @@ def validate_path_within_directory(base_dir: str, constructed_path: str) -> str:
 def split_artifact_file(artifact_file: str) -> tuple[str, str | None]:
     """``dir/sub/name.ext`` → (``name.ext``, ``dir/sub``), as MLflow's _log_artifact_helper."""
     norm = posixpath.normpath(artifact_file)
+    name = posixpath.basename(norm)
+    if not artifact_file or artifact_file.endswith("/") or name in ("", ".", ".."):
+        raise ArtifactIsADirectory(
+            f"An artifact file path is needed, got a directory path: '{artifact_file}'",
+            INVALID_PARAMETER_VALUE,
+        )
     directory = posixpath.dirname(norm)
-    return posixpath.basename(norm), (directory or None)
+    return name, (directory or None)
 
 
 def local_file_uri_to_path(uri: str) -> str:
