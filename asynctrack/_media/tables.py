@@ -56,9 +56,9 @@ def is_image(obj: Any) -> bool:
 def image_columns(frame: Any) -> list[Any]:
     """Columns made of images only; a column mixing images and other values is refused."""
     columns = []
-    if len(frame.select_dtypes(include=["object"]).columns) == 0:
-        return columns
     for column in frame.columns:
+        if frame[column].dtype != object:  # images live in object columns only
+            continue
         flags = frame[column].map(is_image)
         if flags.any() and not flags.all():
             raise MlflowException(
@@ -76,6 +76,8 @@ def read(path: str, infer_dtypes: bool = True) -> Any:
     if path.endswith(".json"):
         if infer_dtypes:
             return pd.read_json(path, orient="split")
+        if int(pd.__version__.split(".")[0]) >= 3:  # dtype=False covers dates there
+            return pd.read_json(path, orient="split", dtype=False)
         return pd.read_json(path, orient="split", dtype=False, convert_dates=False)
     if path.endswith(".parquet"):
         return pd.read_parquet(path)
