@@ -6,6 +6,8 @@
 from . import artifacts, entities, exceptions
 from .client import MlflowClient
 from .exceptions import MlflowException
+from .fluent import *  # noqa: F403 - the module-level API is MLflow's, name for name
+from .fluent import __all__ as _fluent_all
 from .run_operations import RunOperations
 from .tracking_uri import get_tracking_uri, is_tracking_uri_set, set_tracking_uri
 
@@ -21,4 +23,5 @@ __all__ = [
     "get_tracking_uri",
     "is_tracking_uri_set",
     "set_tracking_uri",
+    *_fluent_all,
 ]

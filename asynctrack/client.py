@@ -179,14 +179,25 @@ class MlflowClient:
             return
         run = self.get_run(run_id)
         status = status or run.info.status
-        self._write(events.UPDATE_RUN, run_id, _status(status), run.info.end_time, name or None)
+        self._write(events.UPDATE_RUN, run_id, validate_run_status(status), run.info.end_time, name or None)
 
     def set_terminated(
         self, run_id: str, status: str | None = None, end_time: int | None = None
     ) -> None:
         end_time = end_time or _now_ms()
         status = status or RunStatus.to_string(RunStatus.FINISHED)
-        self._write(events.UPDATE_RUN, run_id, _status(status), end_time, None)
+        self._write(events.UPDATE_RUN, run_id, validate_run_status(status), end_time, None)
+
+    def _resume_run(self, run_id: str, end_time: int | None, run_name: str | None) -> None:
+        """RUNNING again, keeping the end time (MLflow's update_run_info on resumption)."""
+        self._write(events.UPDATE_RUN, run_id, "RUNNING", end_time, run_name or None)
+
+    def get_parent_run(self, run_id: str) -> Run | None:
+        """The run named by ``run_id``'s ``mlflow.parentRunId`` tag, or None."""
+        parent_run_id = self.get_run(run_id).data.tags.get("mlflow.parentRunId")
+        if parent_run_id is None:
+            return None
+        return self.get_run(parent_run_id)
 
     def delete_run(self, run_id: str) -> None:
         self._write(events.DELETE_RUN, run_id, _now_ms())
@@ -443,7 +454,7 @@ class MlflowClient:
 _STATUS_STRINGS = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 
 
-def _status(status: str) -> str:
+def validate_run_status(status: str) -> str:
     """A run status string, refused with MlflowException (MLflow raises a bare Exception)."""
     if status not in _STATUS_STRINGS:
         raise MlflowException(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -10,9 +11,22 @@ _tracking_uri: str | None = None
 
 
 def set_tracking_uri(uri: str | os.PathLike) -> None:
-    """Set the process-wide tracking URI (None or "" returns to the default)."""
+    """Set the process-wide tracking URI (None or "" returns to the default).
+
+    As in MLflow, it is exported as ``MLFLOW_TRACKING_URI`` too, so that spawned workers and
+    subprocesses log to the same store.
+    """
     global _tracking_uri
-    _tracking_uri = os.fspath(uri) if uri else None
+    if isinstance(uri, pathlib.PurePath):
+        uri = uri.absolute().resolve().as_uri()
+    new = os.fspath(uri) if uri else None
+    if new == _tracking_uri:
+        return
+    _tracking_uri = new
+    if new is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = new
 
 
 def get_tracking_uri() -> str:

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -84,7 +85,6 @@ class Writer:
         self._room = threading.Condition()
         self._big_bytes = 0
         self._room_waiters = 0
-        self._exit_registered = False
 
     # -- producers ------------------------------------------------------------------------------
     def submit(self, payload: bytes) -> int:
@@ -173,29 +173,6 @@ class Writer:
             thread.start()
             ready.wait()
             self._thread = thread
-            self._register_exit()
-
-    def _register_exit(self) -> None:
-        # threading's own exit hooks run before non-daemon threads (aiosqlite's among them) are
-        # joined, so the queue is drained and the connection closed before the interpreter waits
-        # for them; plain atexit would be too late.
-        if self._exit_registered:
-            return
-        self._exit_registered = True
-        ref = weakref.ref(self)
-
-        def drain() -> None:
-            writer = ref()
-            if writer is not None:
-                writer.close()
-
-        register = getattr(threading, "_register_atexit", None)
-        try:
-            if register is None:
-                raise RuntimeError
-            register(drain)
-        except RuntimeError:
-            atexit.register(drain)
 
     def _run(self, ready: threading.Event) -> None:
         anyio.run(self._main, ready, backend="asyncio")
@@ -351,6 +328,40 @@ def flush_all() -> None:
     """Wait until every writer of this process has committed what it was given."""
     for writer in list(_all_writers):
         writer.flush()
+
+
+_before_shutdown: list[Callable[[], None]] = []
+
+
+def before_shutdown(callback: Callable[[], None]) -> None:
+    """Run ``callback`` at interpreter exit before the writers drain (the fluent API ends its
+    active runs there, and their last records must still find a writer)."""
+    _before_shutdown.append(callback)
+
+
+def _shutdown() -> None:
+    """At exit: the callbacks, then every writer drains its queue and closes its connection."""
+    for callback in reversed(_before_shutdown):
+        try:
+            callback()
+        except Exception as exc:  # noqa: BLE001 - exit goes on; the writers must still drain
+            _logger.error("asynctrack: at exit: %s", exc)
+    for writer in list(_all_writers):
+        writer.close()
+
+
+def _register_shutdown() -> None:
+    # threading's exit hooks run before non-daemon threads are joined, so the queues drain
+    # while the interpreter still runs normally; plain atexit would come later than that. They
+    # also run in fork-started multiprocessing children, which skip atexit.
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        atexit.register(_shutdown)
+    else:
+        register(_shutdown)
+
+
+_register_shutdown()
 
 
 def _after_fork_in_child() -> None:

@@ -100,7 +100,13 @@ class SqliteWriter:
         self._conn: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
-        conn = await aiosqlite.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        pending = aiosqlite.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        thread = getattr(pending, "_thread", None)
+        if thread is not None:
+            # The writer closes this connection at exit; should anything keep it from doing so,
+            # a daemon thread still lets the interpreter end instead of hanging on it.
+            thread.daemon = True
+        conn = await pending
         if not hasattr(conn, "_execute"):
             await conn.close()
             raise MlflowException(

@@ -1,0 +1,113 @@
+"""Module-level logging: to this thread's active run (started if there is none), as MLflow does.
+
+``log_metric`` is the hot path: a thread-local lookup, then the run's own client, whose
+asynchronous path is an encode and a queue append. No client is built and no run is read per
+call (MLflow reads the run back from the store on every ``log_metric``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..client import _now_ms
+from ..entities import Metric, Param, RunTag
+from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
+from ..run_operations import RunOperations
+from ..writer import flush_all
+from ._client import client
+from ._runs import _get_or_start_run, _local
+
+
+def _run_client(run_id: str | None):
+    """(run_id, client) for a call that may name its run; the active run's otherwise."""
+    if run_id is None:
+        stack = _local.stack
+        run = stack[-1] if stack else _get_or_start_run()
+        return run._run_id, run._client
+    c = client()
+    c.get_run(run_id)  # MLflow reads the named run first: a missing one fails here
+    return run_id, c
+
+
+def _no_models_or_datasets(model_id: Any, dataset: Any) -> None:
+    if model_id is not None or dataset is not None:
+        raise MlflowException(
+            "Logging metrics against a logged model or dataset (model_id=, dataset=) is not "
+            "supported by asynctrack yet.",
+            INVALID_PARAMETER_VALUE,
+        )
+
+
+def log_metric(
+    key: str,
+    value: float,
+    step: int | None = None,
+    synchronous: bool | None = None,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+    model_id: str | None = None,
+    dataset: Any = None,
+) -> RunOperations | None:
+    """Log one metric point (step 0 and the current time unless given)."""
+    if run_id is None:
+        stack = _local.stack
+        run = stack[-1] if stack else _get_or_start_run()
+        c, run_id = run._client, run._run_id
+    else:
+        run_id, c = _run_client(run_id)
+    if model_id is not None or dataset is not None:
+        _no_models_or_datasets(model_id, dataset)
+    return c.log_metric(run_id, key, value, timestamp, step or 0, synchronous=synchronous)
+
+
+def log_metrics(
+    metrics: dict[str, float],
+    step: int | None = None,
+    synchronous: bool | None = None,
+    run_id: str | None = None,
+    timestamp: int | None = None,
+    model_id: str | None = None,
+    dataset: Any = None,
+) -> RunOperations | None:
+    """Log several metrics at one step and time, as one batch."""
+    run_id, c = _run_client(run_id)
+    _no_models_or_datasets(model_id, dataset)
+    timestamp = timestamp if timestamp is not None else _now_ms()
+    step = step or 0
+    batch = [Metric(key, value, timestamp, step) for key, value in metrics.items()]
+    return c.log_batch(run_id, metrics=batch, params=[], tags=[], synchronous=synchronous)
+
+
+def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
+    """Log one param; returns the value, as MLflow does."""
+    run_id, c = _run_client(None)
+    return c.log_param(run_id, key, value, synchronous=synchronous)
+
+
+def log_params(
+    params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
+) -> RunOperations | None:
+    run_id, c = (run_id, client()) if run_id else _run_client(None)
+    batch = [Param(key, str(value)) for key, value in params.items()]
+    return c.log_batch(run_id, metrics=[], params=batch, tags=[], synchronous=synchronous)
+
+
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> RunOperations | None:
+    run_id, c = _run_client(None)
+    return c.set_tag(run_id, key, value, synchronous=synchronous)
+
+
+def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> RunOperations | None:
+    run_id, c = _run_client(None)
+    batch = [RunTag(key, str(value)) for key, value in tags.items()]
+    return c.log_batch(run_id, metrics=[], params=[], tags=batch, synchronous=synchronous)
+
+
+def delete_tag(key: str) -> None:
+    run_id, c = _run_client(None)
+    c.delete_tag(run_id, key)
+
+
+def flush_async_logging() -> None:
+    """Wait until everything this process logged asynchronously is stored."""
+    flush_all()
