@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -191,6 +190,7 @@ def log_table(client, run_id: str, data: Any, artifact_file: str) -> None:
     directory = posixpath.dirname(posixpath.normpath(artifact_file))
     existing = [f.path for f in repository.list_artifacts(directory or None)]
     if artifact_file in existing:
+        import tempfile  # lazily: import asynctrack stays fast
         with tempfile.TemporaryDirectory() as tmp:
             local = repository.download_artifacts(artifact_file, tmp)
             previous = tables.read(local, infer_dtypes=False)
@@ -234,6 +234,7 @@ def load_table(client, experiment_id, artifact_file, run_ids, extra_columns) -> 
             raise MlflowException(
                 f"Artifact {artifact_file} not found for run {run_id}.", RESOURCE_DOES_NOT_EXIST
             )
+        import tempfile  # lazily: import asynctrack stays fast
         with tempfile.TemporaryDirectory() as tmp:
             frame = tables.read(repository.download_artifacts(artifact_file, tmp))
         if extra_columns is not None:
@@ -275,6 +276,7 @@ def download_from_root(root_uri: str, path: str | None, dst_path: str | None, co
     root = append_to_uri_path(root_uri, parent) if parent else root_uri
     repository = repository_for_uri(root)
     if dst_path is None and copy:
+        import tempfile  # lazily: import asynctrack stays fast
         dst_path = tempfile.mkdtemp()
     try:
         return repository.download_artifacts(name, dst_path)

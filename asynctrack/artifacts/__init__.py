@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 import urllib.parse
 from typing import Any
 
@@ -126,6 +125,7 @@ def _not_utf8(artifact_uri: str) -> MlflowException:
 
 def load_text(artifact_uri: str) -> str:
     """The artifact's content as text (UTF-8)."""
+    import tempfile  # lazily: import asynctrack stays fast
     with tempfile.TemporaryDirectory() as tmp:
         with open(_download_to_temp(artifact_uri, tmp), encoding="utf-8") as f:
             try:
@@ -136,6 +136,7 @@ def load_text(artifact_uri: str) -> str:
 
 def load_dict(artifact_uri: str) -> dict[str, Any]:
     """A JSON or YAML artifact (by extension, as log_dict wrote it) as a dict."""
+    import tempfile  # lazily: import asynctrack stays fast
     with tempfile.TemporaryDirectory() as tmp:
         local = _download_to_temp(artifact_uri, tmp)
         is_yaml = pathlib.Path(local).suffix in (".yml", ".yaml")
@@ -162,6 +163,7 @@ def load_dict(artifact_uri: str) -> dict[str, Any]:
 def load_image(artifact_uri: str):
     """The artifact as a loaded PIL image."""
     pil_image = require("PIL.Image", "images", "load_image", "Pillow")
+    import tempfile  # lazily: import asynctrack stays fast
     with tempfile.TemporaryDirectory() as tmp:
         local = _download_to_temp(artifact_uri, tmp)
         try:

@@ -10,7 +10,6 @@ import os
 import pathlib
 import posixpath
 import urllib.parse
-import urllib.request
 
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from ._errors import ArtifactIsADirectory, invalid_artifact_path, invalid_path, outside_artifact_dir
@@ -86,7 +85,11 @@ def local_file_uri_to_path(uri: str) -> str:
     path = uri
     if uri.startswith("file:"):
         path = urllib.parse.urlparse(uri).path
-    return urllib.request.url2pathname(path)
+    if os.name == "nt":  # urllib.request is slow to import: only where it is needed
+        from urllib.request import url2pathname
+
+        return url2pathname(path)
+    return urllib.parse.unquote(path)
 
 
 def _join_posix(prefix: str, suffix: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
@@ -56,6 +55,7 @@ class ArtifactRepository(ABC):
         extension (PIL, matplotlib) see it.
         """
         name, directory = split_artifact_file(artifact_file)
+        import tempfile  # lazily: import asynctrack stays fast
         with tempfile.TemporaryDirectory() as tmp:
             local = os.path.join(tmp, name)
             write(local)
@@ -86,6 +86,7 @@ class ArtifactRepository(ABC):
                     INVALID_PARAMETER_VALUE,
                 )
         else:
+            import tempfile  # lazily: import asynctrack stays fast
             dst_path = tempfile.mkdtemp()
         if artifact_path in ("", None):
             for info in self._walk(""):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 
@@ -81,6 +80,7 @@ class LocalArtifactRepository(ArtifactRepository):
         self, directory: str, destination: str, fill: Callable[[str], None], suffix: str = ""
     ) -> None:
         """Run ``fill(temp_path)`` on a temp file beside ``destination``, then rename it over."""
+        import tempfile  # lazily: import asynctrack stays fast
         fd, temp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=suffix)
         os.close(fd)
         try:
