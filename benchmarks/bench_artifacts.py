@@ -73,6 +73,7 @@ def small_files(ctx: Context) -> dict:
     checks.expect("log_artifacts tree", _tree_digest(os.path.join(root, "dir")), want)
     checks.expect("log_artifact files", _tree_digest(os.path.join(root, "one")), want)
     checks.expect("listing", len(client.list_artifacts(run_id, "dir")), n)
+    client.set_terminated(run_id)
     checks.run(ctx, run_id, "small_files")
     return {
         "files": n,
@@ -127,6 +128,7 @@ def large_file(ctx: Context) -> dict:
             for i in (0, mb // 2, mb - 1):
                 f.seek(i * (1 << 20) + (1 << 20) - 8)
                 checks.expect(f"{sub} block {i}", int.from_bytes(f.read(8), "little"), i)
+    client.set_terminated(run_id)
     checks.run(ctx, run_id, "large_file")
     for sub in ("sync", "async"):  # the big files go at once; the harness removes the rest
         shutil.rmtree(os.path.join(root, sub), ignore_errors=True)

@@ -280,12 +280,11 @@ def test_interrupted_copy_leaves_nothing(env, monkeypatch):
     d = _tree(tmp)
     from asynctrack.store.artifact import local
 
-    def broken_copy(src, dst):
-        with open(dst, "wb") as f:
-            f.write(b"half")
+    def broken_copy(src, fd, dst):
+        os.write(fd, b"half")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(local, "copy_file", broken_copy)
+    monkeypatch.setattr(local, "copy_into", broken_copy)
     with pytest.raises(OSError):
         client.log_artifact(run_id, str(d / "a.txt"))
     assert files_under(_artifact_dir(client, run_id)) == []

@@ -11,14 +11,26 @@ _CHUNK = 1 << 30  # copy_file_range moves at most ~2 GiB a call
 
 def copy_file(src: str, dst: str) -> None:
     """Copy the bytes of ``src`` into ``dst`` (created or truncated); reflinks where supported."""
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        copy_into(src, fd, dst)
+    finally:
+        os.close(fd)
+
+
+def copy_into(src: str, dst_fd: int, dst: str) -> None:
+    """Copy the bytes of ``src`` into the open, empty file ``dst_fd`` (whose path is ``dst``)."""
     if hasattr(os, "copy_file_range"):
-        with open(src, "rb") as fsrc, open(dst, "wb") as fdst:
-            try:
-                _copy_range(fsrc.fileno(), fdst.fileno())
-                return
-            except OSError:
-                pass  # another filesystem, or a kernel without it: shutil's sendfile below
-    shutil.copyfile(src, dst)
+        fd_in = os.open(src, os.O_RDONLY)
+        try:
+            _copy_range(fd_in, dst_fd)
+            return
+        except OSError:
+            os.ftruncate(dst_fd, 0)  # another filesystem, or a kernel without it
+            os.lseek(dst_fd, 0, os.SEEK_SET)
+        finally:
+            os.close(fd_in)
+    shutil.copyfile(src, dst)  # sendfile where the platform has it
 
 
 def _copy_range(fd_in: int, fd_out: int) -> None:

@@ -7,6 +7,7 @@ too), then renamed over the destination with os.replace. Copies run in the kerne
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import threading
@@ -14,7 +15,7 @@ from collections.abc import Callable
 
 from ...entities import FileInfo
 from ...exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, MlflowException
-from ._copy import copy_file
+from ._copy import copy_file, copy_into
 from ._errors import ArtifactIsADirectory, ArtifactNotADirectory, local_file_not_found
 from ._paths import (
     local_file_uri_to_path,
@@ -27,6 +28,19 @@ from .base import ArtifactRepository
 
 TEMP_PREFIX = ".artifact.uploading."
 _umask_lock = threading.Lock()
+_counter = itertools.count()
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_temp(directory: str, suffix: str) -> tuple[int, str]:
+    """A new hidden file (mode 0600) in ``directory``: mkstemp's guarantees, one syscall."""
+    while True:
+        name = f"{TEMP_PREFIX}{os.getpid()}.{threading.get_ident()}.{next(_counter)}{suffix}"
+        path = os.path.join(directory, name)
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o600), path
+        except FileExistsError:  # left by a crashed process that had our pid
+            continue
 
 
 def _default_file_mode() -> int:
@@ -77,14 +91,16 @@ class LocalArtifactRepository(ArtifactRepository):
         return destination
 
     def _publish(
-        self, directory: str, destination: str, fill: Callable[[str], None], suffix: str = ""
+        self, directory: str, destination: str, fill: Callable[[int, str], None], suffix: str = ""
     ) -> None:
-        """Run ``fill(temp_path)`` on a temp file beside ``destination``, then rename it over."""
-        import tempfile  # lazily: import asynctrack stays fast
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=suffix)
-        os.close(fd)
+        """Run ``fill(fd, temp_path)`` on a temp file beside ``destination``, then rename it
+        over ``destination``; on any failure the temp file is removed."""
+        fd, temp = _create_temp(directory, suffix)
         try:
-            fill(temp)
+            try:
+                fill(fd, temp)
+            finally:
+                os.close(fd)
             os.replace(temp, destination)
         except BaseException:
             try:
@@ -111,11 +127,7 @@ class LocalArtifactRepository(ArtifactRepository):
         except FileNotFoundError:
             pass
 
-        def fill(temp: str) -> None:
-            copy_file(local_file, temp)
-            shutil.copystat(local_file, temp)
-
-        self._publish(directory, destination, fill)
+        self._publish(directory, destination, lambda fd, temp: _copy_with_stat(local_file, fd, temp))
 
     def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
         local_dir = os.fspath(local_dir)
@@ -130,17 +142,19 @@ class LocalArtifactRepository(ArtifactRepository):
         for dirpath, dirnames, filenames in os.walk(local_dir):
             rel = os.path.relpath(dirpath, local_dir)
             target = root if rel == "." else os.path.join(root, rel)
+            # Checked once a directory: a walked file name has no separator, and os.replace
+            # replaces a symlink at the destination instead of following it.
+            validate_path_within_directory(self.artifact_dir, target)
             for name in dirnames:
                 os.makedirs(os.path.join(target, name), exist_ok=True)
             for name in filenames:
                 source = os.path.join(dirpath, name)
-                destination = self._destination(target, name)
-
-                def fill(temp: str, source: str = source) -> None:
-                    copy_file(source, temp)
-                    shutil.copystat(source, temp)
-
-                self._publish(target, destination, fill)
+                destination = os.path.join(target, name)
+                if name.startswith(TEMP_PREFIX) or os.path.isdir(destination):
+                    destination = self._destination(target, name)  # raises the right error
+                self._publish(
+                    target, destination, lambda fd, temp, s=source: _copy_with_stat(s, fd, temp)
+                )
 
     def write_artifact(self, artifact_file: str, write: Callable[[str], None]) -> None:
         """Straight into the destination directory: no second copy."""
@@ -149,7 +163,7 @@ class LocalArtifactRepository(ArtifactRepository):
         destination = self._destination(directory, name)
         mode = _default_file_mode()
 
-        def fill(temp: str) -> None:
+        def fill(fd: int, temp: str) -> None:
             write(temp)
             os.chmod(temp, mode)
 
@@ -205,3 +219,8 @@ class LocalArtifactRepository(ArtifactRepository):
             )
         copy_file(source, local_path)
         shutil.copystat(source, local_path)
+
+
+def _copy_with_stat(source: str, fd: int, temp: str) -> None:
+    copy_into(source, fd, temp)
+    shutil.copystat(source, temp)
