@@ -19,6 +19,7 @@ from _common import Checks, Context, Figure, workload
 
 SMALL_FILES = 1_000
 SMALL_SIZE = 1_024
+ROUNDS = 3
 
 
 def _async_kwargs(ctx: Context) -> dict:
@@ -95,7 +96,7 @@ def _sync_then_time(fn) -> float:
 @workload("large_file", sizes={"asynctrack": 1_024, "mlflow": 1_024}, timeout_s=1_800)
 def large_file(ctx: Context) -> dict:
     """One large file (size in MB): ``cp``, log_artifact end to end, and the caller time of
-    log_artifact(synchronous=False); each followed by ``sync``."""
+    log_artifact(synchronous=False); each followed by ``sync``, best of three rounds."""
     client, mb = ctx.client, ctx.size
     big = ctx.tmpdir / "big.bin"
     block = os.urandom(1 << 20)
@@ -105,23 +106,35 @@ def large_file(ctx: Context) -> dict:
     run_id = ctx.new_run("large_file")
     client.log_text(run_id, "warm-up", "warm.txt")
 
-    cp_s = _sync_then_time(lambda: subprocess.run(["cp", str(big), str(ctx.tmpdir / "cp.bin")],
-                                                  check=True))
-    os.remove(ctx.tmpdir / "cp.bin")
-    sync_s = _sync_then_time(lambda: client.log_artifact(run_id, str(big), "sync"))
-
-    os.sync()
-    start = time.perf_counter()
-    ops = client.log_artifact(run_id, str(big), "async", **_async_kwargs(ctx))
-    called = time.perf_counter()
-    _wait(ctx, ops)
-    os.sync()
-    stored = time.perf_counter()
+    # Three rounds, each: cp, log_artifact, log_artifact(synchronous=False); the best of each
+    # figure counts (this shared VM's disk varies from one second to the next).
+    cp_times, sync_times, callers, ends = [], [], [], []
+    for round_ in range(ROUNDS):
+        cp_times.append(_sync_then_time(
+            lambda: subprocess.run(["cp", str(big), str(ctx.tmpdir / "cp.bin")], check=True)))
+        os.remove(ctx.tmpdir / "cp.bin")
+        sync_times.append(_sync_then_time(
+            lambda: client.log_artifact(run_id, str(big), f"sync{round_}")))
+        os.sync()
+        start = time.perf_counter()
+        ops = client.log_artifact(run_id, str(big), f"async{round_}", **_async_kwargs(ctx))
+        called = time.perf_counter()
+        _wait(ctx, ops)
+        os.sync()
+        stored = time.perf_counter()
+        callers.append(called - start)
+        ends.append(stored - start)
+        if round_ < ROUNDS - 1:
+            root = client.get_run(run_id).info.artifact_uri
+            for sub in (f"sync{round_}", f"async{round_}"):
+                shutil.rmtree(os.path.join(root, sub))
+    cp_s, sync_s = min(cp_times), min(sync_times)
+    last = ROUNDS - 1
 
     root = client.get_run(run_id).info.artifact_uri
     checks = Checks()
     size = big.stat().st_size
-    for sub in ("sync", "async"):
+    for sub in (f"sync{last}", f"async{last}"):
         path = os.path.join(root, sub, "big.bin")
         checks.expect(f"{sub} size", os.path.getsize(path), size)
         with open(path, "rb") as f:  # spot checks: first, middle and last block
@@ -130,7 +143,7 @@ def large_file(ctx: Context) -> dict:
                 checks.expect(f"{sub} block {i}", int.from_bytes(f.read(8), "little"), i)
     client.set_terminated(run_id)
     checks.run(ctx, run_id, "large_file")
-    for sub in ("sync", "async"):  # the big files go at once; the harness removes the rest
+    for sub in (f"sync{last}", f"async{last}"):  # the big files go at once; the harness removes the rest
         shutil.rmtree(os.path.join(root, sub), ignore_errors=True)
     os.remove(big)
     return {
@@ -140,8 +153,11 @@ def large_file(ctx: Context) -> dict:
         "sync_s": sync_s,
         "sync_mb_per_s": mb / sync_s,
         "sync_vs_cp": sync_s / cp_s,
-        "async_caller_ms": (called - start) * 1000,
-        "async_end_to_end_s": stored - start,
+        "async_caller_ms": min(callers) * 1000,
+        "async_end_to_end_s": min(ends),
+        "rounds_cp_s": cp_times,
+        "rounds_sync_s": sync_times,
+        "rounds_async_end_to_end_s": ends,
         **checks.result(),
     }
 
@@ -153,9 +169,9 @@ FIGURES = [
            "ms", higher_is_better=False),
     Figure("small_files", "per_file_us", "`log_artifact` of one 1 KB file, mean of 1,000",
            "us", higher_is_better=False),
-    Figure("large_file", "cp_s", "`cp` of the large file (+ sync), same run", "s",
+    Figure("large_file", "cp_s", "`cp` of the large file (+ sync), same run, best of 3", "s",
            higher_is_better=False, comparable=False, note="the disk's own copy speed"),
-    Figure("large_file", "sync_s", "`log_artifact` of the large file (+ sync)", "s",
+    Figure("large_file", "sync_s", "`log_artifact` of the large file (+ sync), best of 3", "s",
            higher_is_better=False),
     Figure("large_file", "sync_vs_cp", "`log_artifact` time ÷ `cp` time, large file", "x",
            higher_is_better=False, target=1.1, comparable=False),
