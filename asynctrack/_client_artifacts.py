@@ -73,6 +73,10 @@ def _run_async(run_id: str, fn) -> RunOperations:
 
 # -- files and directories --------------------------------------------------------------------------
 def log_artifact(client, run_id, local_path, artifact_path, synchronous) -> RunOperations | None:
+    if run_id.startswith("tr-"):  # MLflow's trace id prefix
+        raise MlflowException(
+            f"Invalid run id: {run_id}. `log_artifact` run id must map to a valid run."
+        )
     local_path = os.fspath(local_path)
     if not os.path.exists(local_path):
         raise local_file_not_found(local_path)

@@ -4,12 +4,13 @@ asynctrack reads what MLflow logged, and both refuse the same bad input with the
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
 
 import asynctrack
-from asynctrack import MlflowClient
+from asynctrack import MlflowClient, MlflowException
 from tests.oracle import error_of, needs_mlflow, oracle_python, run  # noqa: F401
 
 pytestmark = [pytest.mark.mlflow, needs_mlflow]
@@ -222,3 +223,136 @@ def test_same_errors_as_mlflow(store):
     assert "are reserved" in mine["reserved"]["message"]
     del theirs["reserved"], mine["reserved"]
     assert mine == theirs
+
+
+def test_artifact_uris_are_mlflows(store):
+    uri, tmp = store
+    client = MlflowClient(uri)
+    default = client.create_run("0").info.run_id
+    file_exp = client.create_experiment("file-uri", artifact_location="file:rel/dir")
+    in_file = client.create_run(file_exp).info.run_id
+    path_exp = client.create_experiment("plain", artifact_location=str(tmp / "plain") + "/")
+    in_path = client.create_run(path_exp).info.run_id
+    mine = {}
+    for rid in (default, in_file, in_path):
+        with asynctrack.start_run(run_id=rid):
+            mine[rid] = [asynctrack.get_artifact_uri(), asynctrack.get_artifact_uri("a/b.txt")]
+    client.flush()
+    theirs = run(
+        r'''
+import mlflow
+mlflow.set_tracking_uri(ARGS["uri"])
+out = {}
+for rid in ARGS["runs"]:
+    with mlflow.start_run(run_id=rid):
+        out[rid] = [mlflow.get_artifact_uri(), mlflow.get_artifact_uri("a/b.txt")]
+_out(out)
+''',
+        cwd=tmp,
+        uri=uri,
+        runs=[default, in_file, in_path],
+    )
+    assert mine == theirs
+
+
+IMAGE_ERRORS = r'''
+import mlflow, numpy as np
+mlflow.set_tracking_uri(ARGS["uri"])
+client = mlflow.MlflowClient()
+rid = ARGS["run_id"]
+cases = {
+    "channels": lambda: client.log_image(rid, np.zeros((2, 2, 2), np.uint8), "i.png"),
+    "ndim": lambda: client.log_image(rid, np.zeros((2,), np.uint8), "i.png"),
+    "dtype": lambda: client.log_image(rid, np.zeros((2, 2), np.complex64), "i.png"),
+    "range": lambda: client.log_image(rid, np.full((2, 2), 300, np.int32), "i.png"),
+    "type": lambda: client.log_image(rid, [[1]], "i.png"),
+    "neither": lambda: client.log_image(rid, np.zeros((2, 2), np.uint8)),
+    "both": lambda: client.log_image(rid, np.zeros((2, 2), np.uint8), "x.png", key="k"),
+    "key": lambda: client.log_image(rid, np.zeros((2, 2), np.uint8), key="k@"),
+    "table_ext": lambda: client.log_table(rid, {"a": [1]}, "t.csv"),
+    "table_char": lambda: client.log_table(rid, {"a": [1]}, "t:x.json"),
+    "figure": lambda: client.log_figure(rid, object(), "f.png"),
+    "trace_id": lambda: client.log_artifact("tr-123", "x"),
+}
+out = {}
+for name, fn in cases.items():
+    try:
+        fn(); out[name] = None
+    except Exception as e:
+        out[name] = [type(e).__name__, str(e)]
+_out(out)
+'''
+
+
+def test_image_table_figure_errors_match_mlflows(store):
+    """MLflow raises built-in TypeError/ValueError here; asynctrack raises MlflowExceptions that
+    are also those types, with the same message."""
+    uri, tmp = store
+    client = MlflowClient(uri)
+    rid = client.create_run("0").info.run_id
+    theirs = run(IMAGE_ERRORS, cwd=tmp, uri=uri, run_id=rid)
+    z = np.zeros((2, 2), np.uint8)
+    cases = {
+        "channels": lambda: client.log_image(rid, np.zeros((2, 2, 2), np.uint8), "i.png"),
+        "ndim": lambda: client.log_image(rid, np.zeros((2,), np.uint8), "i.png"),
+        "dtype": lambda: client.log_image(rid, np.zeros((2, 2), np.complex64), "i.png"),
+        "range": lambda: client.log_image(rid, np.full((2, 2), 300, np.int32), "i.png"),
+        "type": lambda: client.log_image(rid, [[1]], "i.png"),
+        "neither": lambda: client.log_image(rid, z),
+        "both": lambda: client.log_image(rid, z, "x.png", key="k"),
+        "key": lambda: client.log_image(rid, z, key="k@"),
+        "table_ext": lambda: client.log_table(rid, {"a": [1]}, "t.csv"),
+        "table_char": lambda: client.log_table(rid, {"a": [1]}, "t:x.json"),
+        "figure": lambda: client.log_figure(rid, object(), "f.png"),
+        "trace_id": lambda: client.log_artifact("tr-123", "x"),
+    }
+    builtin = {"TypeError": TypeError, "ValueError": ValueError, "MlflowException": MlflowException}
+    for name, fn in cases.items():
+        kind, message = theirs[name]
+        with pytest.raises(builtin[kind]) as e:
+            fn()
+        assert isinstance(e.value, MlflowException), name
+        assert str(e.value) == message, name
+
+
+def test_same_bytes_as_mlflow(store):
+    """log_text, log_dict (JSON, YAML, str() fallback) and log_table write what MLflow writes."""
+    uri, tmp = store
+    client = MlflowClient(uri)
+    rid = client.create_run("0").info.run_id
+    payload = {"b": [1, 2.5, None], "a": {"nested": "é"}, "t": True}
+    client.log_text(rid, "héllo\nwörld", "t.txt")
+    client.log_dict(rid, payload, "d.json")
+    client.log_dict(rid, payload, "d.yaml")
+    client.log_dict(rid, {"o": tmp}, "o.json")
+    client.log_table(rid, {"x": [1, 2], "y": ["a", "b"]}, "tab.json")
+    client.log_table(rid, {"x": [3], "y": ["c"]}, "tab.json")
+    root = client.get_run(rid).info.artifact_uri
+    mine = {n: open(os.path.join(root, n), "rb").read().hex() for n in
+            ("t.txt", "d.json", "d.yaml", "o.json")}
+    mine_table = json.load(open(os.path.join(root, "tab.json")))
+    theirs = run(
+        r'''
+import mlflow, os, json, pathlib
+mlflow.set_tracking_uri(ARGS["uri"])
+client = mlflow.MlflowClient()
+rid = client.create_run("0").info.run_id
+payload = ARGS["payload"]
+client.log_text(rid, "héllo\nwörld", "t.txt")
+client.log_dict(rid, payload, "d.json")
+client.log_dict(rid, payload, "d.yaml")
+client.log_dict(rid, {"o": pathlib.Path(ARGS["tmp"])}, "o.json")
+client.log_table(rid, {"x": [1, 2], "y": ["a", "b"]}, "tab.json")
+client.log_table(rid, {"x": [3], "y": ["c"]}, "tab.json")
+root = client.get_run(rid).info.artifact_uri
+_out({"files": {n: open(os.path.join(root, n), "rb").read().hex()
+               for n in ("t.txt", "d.json", "d.yaml", "o.json")},
+      "table": json.load(open(os.path.join(root, "tab.json")))})
+''',
+        cwd=tmp,
+        uri=uri,
+        payload=payload,
+        tmp=str(tmp),
+    )
+    assert mine == theirs["files"]
+    assert mine_table == theirs["table"]
