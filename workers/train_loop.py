@@ -14,23 +14,20 @@ import math
 import random
 import time
 
-from asynctrack import MlflowClient
+import asynctrack as mlflow
 
 
-def train(client: MlflowClient, steps: int, n_metrics: int, experiment: str) -> str:
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
-    run = client.create_run(exp_id, tags={"worker": "train_loop"})
-    run_id = run.info.run_id
-    client.log_param(run_id, "steps", steps)
-    client.log_param(run_id, "lr", 0.01)
-    for step in range(steps):
-        loss = math.exp(-step / (steps / 5)) + random.random() * 0.01
-        client.log_metric(run_id, "loss", loss, step=step, synchronous=False)
-        for m in range(1, n_metrics):
-            client.log_metric(run_id, f"metric_{m}", loss * m, step=step, synchronous=False)
-    client.set_terminated(run_id)  # queued behind every point above
-    return run_id
+def train(steps: int, n_metrics: int, experiment: str = "train-loop") -> str:
+    """Log ``steps`` × ``n_metrics`` points to a new run; its id once all of them are stored."""
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(tags={"worker": "train_loop"}) as run:
+        mlflow.log_params({"steps": steps, "lr": 0.01})
+        for step in range(steps):
+            loss = math.exp(-step / (steps / 5)) + random.random() * 0.01
+            mlflow.log_metric("loss", loss, step=step, synchronous=False)
+            for m in range(1, n_metrics):
+                mlflow.log_metric(f"metric_{m}", loss * m, step=step, synchronous=False)
+    return run.info.run_id  # the with block ended the run: everything above is stored
 
 
 def main() -> None:
@@ -40,16 +37,18 @@ def main() -> None:
     parser.add_argument("--experiment", default="train-loop")
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args()
+    if args.tracking_uri:
+        mlflow.set_tracking_uri(args.tracking_uri)
 
-    client = MlflowClient(args.tracking_uri)
     start = time.perf_counter()
-    run_id = train(client, args.steps, args.metrics, args.experiment)
+    run_id = train(args.steps, args.metrics, args.experiment)
     elapsed = time.perf_counter() - start
 
+    client = mlflow.MlflowClient()
     run = client.get_run(run_id)
     stored = sum(len(client.get_metric_history(run_id, k)) for k in run.data.metrics)
     logged = args.steps * args.metrics
-    print(f"tracking URI : {client.tracking_uri}")
+    print(f"tracking URI : {mlflow.get_tracking_uri()}")
     print(f"run          : {run_id} ({run.info.run_name}), status {run.info.status}")
     print(f"params       : {run.data.params}")
     print(f"last metrics : { {k: round(v, 5) for k, v in sorted(run.data.metrics.items())} }")

@@ -2,7 +2,8 @@
 
 Beyond MLflow 3.18: ``start_run(nested=True)`` in a thread with no run of its own makes a child
 of the main thread's active run (what MLflow's documents promise for child runs in threads;
-MLflow makes a top-level run); a ``with`` block left by KeyboardInterrupt ends its run KILLED;
+MLflow makes a top-level run); a fork-started child process starts with no active run (MLflow's
+inherits the parent's, so that its start_run fails and its exit ends the parent's run); a ``with`` block left by KeyboardInterrupt ends its run KILLED;
 ``end_run`` with a bad status leaves the run active instead of dropping it; and at exit every
 run still active in any thread is ended (MLflow ends only the main thread's innermost one).
 """
@@ -83,6 +84,36 @@ _local = _ThreadState()
 def _main_thread_run() -> ActiveRun | None:
     stack = _stacks.get(threading.main_thread().ident or -1)
     return stack[-1] if stack else None
+
+
+# The run that was active in the forking thread when this process was forked, if any. The child
+# starts with no active run of its own (its exit must not end the parent's runs, and a plain
+# start_run must work there, as MLflow's documents show for fork pools); nested=True makes a
+# child of this run, as it does of the main thread's run in a thread.
+_fork_parent_run_id: str | None = None
+
+
+def _after_fork_in_child() -> None:
+    global _stacks_lock, _fork_parent_run_id
+    stack = _local.stack
+    _fork_parent_run_id = stack[-1]._run_id if stack else None
+    _local.stack = []
+    _local.last_run_id = None
+    _stacks.clear()
+    _stacks_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _inherited_parent_run_id() -> str | None:
+    """The parent of a nested run started where no run is active: the main thread's active run
+    (from another thread), else the run active where this process was forked."""
+    if threading.current_thread() is not threading.main_thread():
+        run = _main_thread_run()
+        if run is not None:
+            return run._run_id
+    return _fork_parent_run_id
 
 
 # -- the lifecycle ---------------------------------------------------------------------------------
@@ -168,9 +199,8 @@ def _create(c: MlflowClient, stack, experiment_id, run_name, nested, parent_run_
             )
     elif stack:
         parent_run_id = stack[-1]._run_id
-    elif nested and threading.current_thread() is not threading.main_thread():
-        parent = _main_thread_run()
-        parent_run_id = parent._run_id if parent is not None else None
+    elif nested:
+        parent_run_id = _inherited_parent_run_id()
     user_tags = dict(tags or {})
     _add_description(user_tags, description)
     if parent_run_id is not None:

@@ -69,7 +69,7 @@ def connect(path: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
 
 PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA cache_size=-65536",
+    "PRAGMA cache_size=-8192",
     "PRAGMA temp_store=MEMORY",
 )
 

@@ -1,0 +1,94 @@
+"""The module-level API under concurrency: child runs in threads, and a spawn-pool sweep.
+
+Both use ``ctx.lib`` as ``mlflow`` (``import asynctrack as mlflow`` / ``import mlflow``), exactly
+as a user's script would, and check afterwards that every point is stored in the right run under
+the right parent: a run that lost points or parents is reported as FAILED, not as a figure.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import _fluent_tasks
+from _common import Checks, Context, Figure, workload
+
+THREADS = 8
+
+
+@workload("threads_nested", sizes={"asynctrack": 5_000, "mlflow": 50}, timeout_s=600)
+def threads_nested(ctx: Context) -> dict:
+    """8 threads, each a nested child run (start_run(nested=True)) logging ``size`` points with
+    synchronous=False and ending at once; points/s from the first thread's start to the parent's
+    end."""
+    mlflow, n = ctx.lib, ctx.size
+    mlflow.set_tracking_uri(ctx.uri)
+    mlflow.set_experiment("bench-threads")
+    child_ids: list = [None] * THREADS
+
+    def child(index: int) -> None:
+        with mlflow.start_run(nested=True, run_name=f"child-{index}") as run:
+            for step in range(n):
+                mlflow.log_metric("loss", step * 0.5 + index, step=step, synchronous=False)
+        child_ids[index] = run.info.run_id
+
+    start = time.perf_counter()
+    with mlflow.start_run(run_name="parent") as parent:
+        threads = [threading.Thread(target=child, args=(i,)) for i in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    elapsed = time.perf_counter() - start
+
+    checks = Checks()
+    client = ctx.client
+    stored = 0
+    for i, run_id in enumerate(child_ids):
+        if run_id is None:
+            checks.problems.append(f"child {i} never finished")
+            continue
+        hist = checks.history(client, run_id, "loss", n, lambda s, i=i: s * 0.5 + i)
+        stored += len(hist)
+        run = client.get_run(run_id)
+        checks.expect(f"child {i} parent tag", run.data.tags.get("mlflow.parentRunId"), parent.info.run_id)
+        checks.expect(f"child {i} status", run.info.status, "FINISHED")
+    checks.counts = {"stored_points": stored}
+    return {"points": THREADS * n, "points_per_s": THREADS * n / elapsed, **checks.result()}
+
+
+@workload("spawn_sweep", sizes={"asynctrack": 1_000, "mlflow": 100}, timeout_s=900)
+def spawn_sweep(ctx: Context) -> dict:
+    """A spawn pool of 4 processes running 32 trials (child runs) of ``size`` asynchronous points
+    each; points/s of wall time, pool start-up included."""
+    mlflow, n = ctx.lib, ctx.size
+    procs, trials = 4, 32
+    mlflow.set_tracking_uri(ctx.uri)
+    mlflow.set_experiment("bench-sweep")
+    start = time.perf_counter()
+    with mlflow.start_run(run_name="sweep") as parent:
+        tasks = [(ctx.impl, ctx.uri, parent.info.run_id, i, n) for i in range(trials)]
+        with multiprocessing.get_context("spawn").Pool(procs) as pool:
+            run_ids = pool.map(_fluent_tasks.trial, tasks, chunksize=1)
+    elapsed = time.perf_counter() - start
+
+    checks = Checks()
+    stored = 0
+    for i, run_id in enumerate(run_ids):
+        hist = ctx.client.get_metric_history(run_id, "loss")
+        stored += len(hist)
+        checks.expect(f"points of trial {i}", len(hist), n)
+        run = ctx.client.get_run(run_id)
+        checks.expect(f"trial {i} parent tag", run.data.tags.get("mlflow.parentRunId"), parent.info.run_id)
+        checks.expect(f"trial {i} param", run.data.params.get("trial"), str(i))
+    checks.counts = {"stored_points": stored}
+    return {"points": trials * n, "points_per_s": trials * n / elapsed, **checks.result()}
+
+
+FIGURES = [
+    Figure("threads_nested", "points_per_s", "8 threads × nested async child runs, end to end",
+           "points/s", True, target=100_000),
+    Figure("spawn_sweep", "points_per_s", "spawn pool, 4 processes × 32 trials, wall",
+           "points/s", True),
+]

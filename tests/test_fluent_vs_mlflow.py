@@ -1,0 +1,230 @@
+"""The module-level API call for call against MLflow 3.18: the same scenario runs in a fresh
+interpreter under each (``import mlflow`` / ``import asynctrack as mlflow``), every call logged
+as [label, "ok", result] or [label, "error", {error_code, message}] with run ids, times and paths
+replaced by placeholders; the two logs must be equal but where asynctrack is better on purpose
+(``DIVERGENCES``, each one asserting what MLflow does)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.oracle import needs_mlflow, oracle_python, run  # noqa: F401
+
+pytestmark = [needs_mlflow, pytest.mark.mlflow]
+
+SCENARIO = r'''
+import math, os, re, time, json, logging
+logging.disable(logging.WARNING)
+LOG = []
+IDS = {}
+
+GENERATED = re.compile(r"^[a-z]+-[a-z]+-\d{1,3}$")  # MLflow's generated run names
+
+def norm(x):
+    if isinstance(x, str):
+        for real, alias in sorted(IDS.items(), key=lambda kv: -len(kv[0])):
+            x = x.replace(real, alias)
+        x = re.sub(r"\b1\d{12}\b", "<ms>", x)  # wall-clock milliseconds in messages
+        if GENERATED.match(x):
+            return "<generated name>"
+        return x.replace(os.getcwd(), "<CWD>")
+    if isinstance(x, float) and math.isnan(x):
+        return "nan"
+    if isinstance(x, dict):
+        return {norm(k): norm(v) for k, v in sorted(x.items())}
+    if isinstance(x, (list, tuple)):
+        return [norm(v) for v in x]
+    return x
+
+def alias(run):
+    if run is not None and run.info.run_id not in IDS:
+        IDS[run.info.run_id] = "<run:%d>" % len(IDS)
+    return run
+
+def describe(r):
+    if r is None or isinstance(r, (str, int, float, bool)):
+        return r
+    if hasattr(r, "info") and hasattr(r, "data"):
+        alias(r)
+        tags = {k: v for k, v in r.data.tags.items()
+                if k in ("mlflow.runName", "mlflow.parentRunId", "mlflow.note.content", "mlflow.source.type") or not k.startswith("mlflow.")}
+        return {"run_id": r.info.run_id, "status": r.info.status, "run_name": r.info.run_name,
+                "experiment_id": r.info.experiment_id, "lifecycle_stage": r.info.lifecycle_stage,
+                "ended": r.info.end_time is not None, "params": r.data.params,
+                "metrics": r.data.metrics, "tags": tags, "type": type(r).__name__}
+    if hasattr(r, "experiment_id") and hasattr(r, "lifecycle_stage"):
+        return {"experiment_id": r.experiment_id, "name": r.name, "stage": r.lifecycle_stage, "tags": r.tags}
+    if type(r).__name__ == "RunOperations":
+        return "RunOperations"
+    return "<%s>" % type(r).__name__
+
+def call(label, fn, *a, **kw):
+    try:
+        result = fn(*a, **kw)
+    except BaseException as e:
+        LOG.append([label, "error", {"error_code": getattr(e, "error_code", type(e).__name__),
+                                      "message": str(getattr(e, "message", e))}])
+        return None
+    LOG.append([label, "ok", describe(result)])
+    return result
+
+def note(label, value):
+    LOG.append([label, "ok", describe(value)])
+
+def scenario(mlflow):
+    mlflow.set_tracking_uri("sqlite:///" + os.path.join(os.getcwd(), "mlflow.db"))
+    call("set_experiment neither", mlflow.set_experiment)
+    call("set_experiment both", mlflow.set_experiment, "x", "1")
+    call("set_experiment missing id", mlflow.set_experiment, experiment_id="999")
+    exp = call("set_experiment new", mlflow.set_experiment, "fluent-exp")
+    call("set_experiment again", mlflow.set_experiment, "fluent-exp")
+    note("env experiment id", os.environ.get("MLFLOW_EXPERIMENT_ID"))
+    call("set_experiment_tag", mlflow.set_experiment_tag, "team", "a")
+    call("set_experiment_tags", mlflow.set_experiment_tags, {"n": 1, "x": "y"})
+    call("delete_experiment_tag", mlflow.delete_experiment_tag, "x")
+    call("get_experiment", mlflow.get_experiment, exp.experiment_id)
+    call("get_experiment_by_name missing", mlflow.get_experiment_by_name, "nope")
+    note("no active run", mlflow.active_run())
+    note("no last active run", mlflow.last_active_run())
+    call("start_run bad experiment id type", mlflow.start_run, experiment_id=1.5)
+    call("start_run missing experiment", mlflow.start_run, experiment_id="12345")
+    call("start_run missing run id", mlflow.start_run, run_id="a" * 32)
+    call("start_run malformed run id", mlflow.start_run, run_id="bad id!")
+    call("start_run description clash", mlflow.start_run, description="d", tags={"mlflow.note.content": "n"})
+    parent = call("start_run", mlflow.start_run, run_name="parent", tags={"k": 1, "f": 2.5}, description="about")
+    note("active is parent", mlflow.active_run().info.run_id == parent.info.run_id)
+    call("start_run while active", mlflow.start_run)
+    call("start_run parent mismatch", mlflow.start_run, nested=True, parent_run_id="f" * 32)
+    child = call("start_run nested", mlflow.start_run, nested=True, run_name="child")
+    call("log_param", mlflow.log_param, "p", 1)
+    call("log_param same", mlflow.log_param, "p", "1")
+    call("log_param changed", mlflow.log_param, "p", 2)
+    call("log_params", mlflow.log_params, {"q": 0.5, "r": None})
+    call("log_params changed", mlflow.log_params, {"q": 0.6})
+    call("log_metric", mlflow.log_metric, "loss", 0.5, step=1, timestamp=1000)
+    call("log_metric later", mlflow.log_metric, "loss", 0.25, step=2, timestamp=2000)
+    call("log_metric int", mlflow.log_metric, "count", 3)
+    call("log_metric nan", mlflow.log_metric, "nan", float("nan"))
+    call("log_metric bad key", mlflow.log_metric, "bad key!", 1.0)
+    call("log_metric bad value", mlflow.log_metric, "m", "x")
+    call("log_metric bad step", mlflow.log_metric, "m", 1.0, step=2**70)
+    call("log_metrics", mlflow.log_metrics, {"a": 1, "b": 2.5}, step=3, timestamp=3000)
+    call("log_metric async", mlflow.log_metric, "async", 1.0, synchronous=False)
+    ops = mlflow.log_metric("async bad!", 1.0, synchronous=False)
+    call("async wait error", ops.wait)
+    call("set_tag", mlflow.set_tag, "t", 7)
+    call("set_tags", mlflow.set_tags, {"u": True, "v": "w"})
+    call("set_tag empty key", mlflow.set_tag, "", "x")
+    call("delete_tag", mlflow.delete_tag, "v")
+    call("delete_tag missing", mlflow.delete_tag, "nope")
+    mlflow.flush_async_logging()
+    call("get child", mlflow.get_run, child.info.run_id)
+    call("get_parent_run", mlflow.get_parent_run, child.info.run_id)
+    call("get_parent_run of top", mlflow.get_parent_run, parent.info.run_id)
+    call("end_run child", mlflow.end_run)
+    note("active after child ended", mlflow.active_run())
+    call("last_active_run after child", mlflow.last_active_run)
+    call("end_run KILLED", mlflow.end_run, "KILLED")
+    call("get parent", mlflow.get_run, parent.info.run_id)
+    call("end_run none active", mlflow.end_run)
+    call("resume", mlflow.start_run, run_id=parent.info.run_id, tags={"again": "y"})
+    call("end resumed", mlflow.end_run)
+    call("get resumed", mlflow.get_run, parent.info.run_id)
+    try:
+        with mlflow.start_run(run_name="failing") as failing:
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    call("failed by exception", mlflow.get_run, failing.info.run_id)
+    with mlflow.start_run(run_name="ok") as ok:
+        mlflow.log_metric("m", 1.0)
+    call("finished by with", mlflow.get_run, ok.info.run_id)
+    call("delete_run", mlflow.delete_run, ok.info.run_id)
+    call("resume deleted", mlflow.start_run, run_id=ok.info.run_id)
+    call("parent deleted", mlflow.start_run, parent_run_id=ok.info.run_id)
+    call("restore_run", mlflow.restore_run, ok.info.run_id)
+    call("get restored", mlflow.get_run, ok.info.run_id)
+    call("log_metric to missing run", mlflow.log_metric, "m", 1.0, run_id="b" * 32)
+    call("log_metric no active run", mlflow.log_metric, "auto", 2.0)
+    auto = alias(mlflow.active_run())
+    note("logging started a run", auto is not None)
+    call("end auto", mlflow.end_run)
+    call("auto run", mlflow.get_run, auto.info.run_id)
+    call("delete_experiment", mlflow.delete_experiment, exp.experiment_id)
+    call("set deleted experiment", mlflow.set_experiment, "fluent-exp")
+    call("restore_experiment", mlflow.restore_experiment, exp.experiment_id)
+    call("create_experiment", mlflow.create_experiment, "made", tags={"a": "b"})
+    call("create_experiment dup", mlflow.create_experiment, "made")
+    return norm(LOG)
+'''
+
+
+def _asynctrack_log(tmp_path):
+    code = SCENARIO + "\nimport asynctrack as mlflow\nprint('@@RESULT@@' + json.dumps(scenario(mlflow)))\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.rsplit("@@RESULT@@", 1)[1])
+
+
+def _mlflow_log(tmp_path):
+    return run(SCENARIO + "\nimport mlflow\n_out(scenario(mlflow))\n", cwd=tmp_path)
+
+
+def _bare_exception(entry):
+    """MLflow raises a bare Exception here; asynctrack a MlflowException with the same text."""
+    label, kind, err = entry
+    assert kind == "error" and err["error_code"] == "Exception", entry
+    return [label, "error", {"error_code": "INVALID_PARAMETER_VALUE", "message": err["message"]}]
+
+
+def _tags_as_stored(entry):
+    """MLflow's start_run returns the caller's tag values as given (1, 2.5) although the store
+    holds strings; asynctrack returns the run as stored, so get_run and active_run agree."""
+    label, kind, run = entry
+    assert kind == "ok" and run["tags"]["k"] == 1 and run["tags"]["f"] == 2.5, entry
+    run = json.loads(json.dumps(run))
+    run["tags"] = {k: str(v) for k, v in run["tags"].items()}
+    return [label, kind, run]
+
+
+def _step_overflow(entry):
+    """MLflow lets a step beyond 64 bits reach SQLite and fails with its INTERNAL_ERROR;
+    asynctrack refuses it up front with MLflow's own step message."""
+    label, kind, err = entry
+    assert kind == "error" and err == {
+        "error_code": "INTERNAL_ERROR", "message": "Python int too large to convert to SQLite INTEGER"
+    }, entry
+    return [label, "error", {
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "Invalid value 1180591620717411303424 for parameter 'step' supplied: metric 'm' "
+        "(value=1.0). Step must be a valid long (64-bit integer).",
+    }]
+
+
+DIVERGENCES = {
+    "start_run while active": _bare_exception,
+    "start_run": _tags_as_stored,
+    "active after child ended": _tags_as_stored,
+    "last_active_run after child": _tags_as_stored,
+    "log_metric bad step": _step_overflow,
+}
+
+
+def test_fluent_api_matches_mlflow(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "m").mkdir()
+    ours = _asynctrack_log(tmp_path / "a")
+    theirs = _mlflow_log(tmp_path / "m")
+    assert [e[0] for e in ours] == [e[0] for e in theirs]
+    problems = []
+    for a, b in zip(ours, theirs):
+        expected = DIVERGENCES[a[0]](b) if a[0] in DIVERGENCES else b
+        if a != expected:
+            problems.append(f"{a[0]}:\n  asynctrack {a[1:]}\n  mlflow     {expected[1:]}")
+    assert not problems, "\n".join(problems)
