@@ -487,3 +487,50 @@ def test_import_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_async_source_removed_before_the_copy(env, monkeypatch):
+    client, run_id, tmp = env
+    src = tmp / "gone.txt"
+    src.write_text("x")
+    gate = threading.Event()
+    real = LocalArtifactRepository.log_artifact
+
+    def gated(self, local_file, artifact_path=None):
+        gate.wait()
+        real(self, local_file, artifact_path)
+
+    monkeypatch.setattr(LocalArtifactRepository, "log_artifact", gated)
+    ops = client.log_artifact(run_id, str(src), synchronous=False)
+    os.remove(src)
+    gate.set()
+    with pytest.raises(MlflowException) as e:
+        ops.wait()
+    assert "gone.txt" in e.value.message
+    assert client.list_artifacts(run_id) == []
+
+
+def test_flush_waits_for_every_runs_copies(env, monkeypatch):
+    client, run_id, tmp = env
+    other = client.create_run("0").info.run_id
+    d = _tree(tmp)
+    gate = threading.Event()
+    real = LocalArtifactRepository.log_artifacts
+
+    def gated(self, local_dir, artifact_path=None):
+        gate.wait()
+        real(self, local_dir, artifact_path)
+
+    monkeypatch.setattr(LocalArtifactRepository, "log_artifacts", gated)
+    client.log_artifacts(run_id, str(d), synchronous=False)
+    client.log_artifacts(other, str(d), synchronous=False)
+    threading.Timer(0.05, gate.set).start()
+    client.flush()
+    for rid in (run_id, other):
+        assert files_under(_artifact_dir(client, rid)) == ["a.txt", "sub/b.txt"]
+
+
+def test_trace_id_is_not_a_run(env):
+    client, _, tmp = env
+    with pytest.raises(MlflowException, match="must map to a valid run"):
+        client.log_artifact("tr-123", str(_tree(tmp) / "a.txt"))

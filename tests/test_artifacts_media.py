@@ -307,3 +307,33 @@ def test_no_warning_for_in_range_images(env):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         client.log_image(run_id, np.linspace(0, 1, 6).reshape(2, 3), "ok.png")
+
+
+def test_async_image_failure_reaches_run_operations(env, monkeypatch):
+    client, run_id, _ = env
+    from asynctrack.store.artifact import LocalArtifactRepository
+
+    def fail(self, artifact_file, write):
+        raise MlflowException("disk full", "IO_ERROR")
+
+    monkeypatch.setattr(LocalArtifactRepository, "write_artifact", fail)
+    ops = client.log_image(run_id, np.zeros((2, 2), np.uint8), key="k", synchronous=False)
+    with pytest.raises(MlflowException, match="disk full"):
+        ops.wait()
+
+
+def test_appending_keeps_stored_values(env):
+    """Appending reads the stored table without type inference (MLflow: "02108" stays text)."""
+    client, run_id, _ = env
+    client.log_table(run_id, {"zip": ["02108"], "n": [1]}, "z.json")
+    client.log_table(run_id, {"zip": ["10001"], "n": [2]}, "z.json")
+    stored = json.load(open(os.path.join(_root(client, run_id), "z.json")))
+    assert stored["data"] == [["02108", 1], ["10001", 2]]
+
+
+def test_parquet_table_round_trip(env):
+    pytest.importorskip("pyarrow")
+    client, run_id, _ = env
+    client.log_table(run_id, {"a": [1, 2]}, "t.parquet")
+    client.log_table(run_id, {"a": [3]}, "t.parquet")
+    assert client.load_table("0", "t.parquet")["a"].tolist() == [1, 2, 3]

@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from .. import _artifact_copies
-from .._client_artifacts import append_to_uri_path
+from ..store.artifact import append_to_uri_path
 from ..run_operations import RunOperations
 from ._client import client
 from ._experiments import _get_experiment_id
