@@ -186,6 +186,7 @@ def log_image(
 def log_table(client, run_id: str, data: Any, artifact_file: str) -> None:
     tables.check_artifact_file(artifact_file, logging=True)
     frame = tables.to_frame(data)
+    tables.check_engine(artifact_file)
     repository = repo(client, run_id)
     for column in tables.image_columns(frame):
         frame[column] = frame[column].map(
@@ -219,6 +220,7 @@ def _log_table_image(repository: ArtifactRepository, artifact_file: str, image: 
 def load_table(client, experiment_id, artifact_file, run_ids, extra_columns) -> Any:
     tables.check_artifact_file(artifact_file, logging=False)
     pd = tables.pandas()
+    tables.check_engine(artifact_file)
     store = client._read()
     rows = [
         run_id

@@ -337,3 +337,10 @@ def test_parquet_table_round_trip(env):
     client.log_table(run_id, {"a": [1, 2]}, "t.parquet")
     client.log_table(run_id, {"a": [3]}, "t.parquet")
     assert client.load_table("0", "t.parquet")["a"].tolist() == [1, 2, 3]
+
+
+def test_parquet_without_pyarrow_names_the_extra(env, monkeypatch):
+    client, run_id, _ = env
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(ImportError, match=re.escape("asynctrack[parquet]")):
+        client.log_table(run_id, {"a": [1]}, "t.parquet")

@@ -86,6 +86,12 @@ def read(path: str, infer_dtypes: bool = True) -> Any:
     )
 
 
+def check_engine(artifact_file: str) -> None:
+    """Parquet needs pyarrow: say which extra, before anything is written."""
+    if artifact_file.endswith(".parquet"):
+        require("pyarrow", "parquet", "Logging or loading a table as Parquet")
+
+
 def write(frame: Any, path: str, artifact_file: str) -> None:
     try:
         if artifact_file.endswith(".json"):
