@@ -9,11 +9,15 @@ import pathlib
 import urllib.parse
 from typing import Any
 
-from .._client_artifacts import download_from_root, prepare_dst
+from typing import TYPE_CHECKING
+
 from .._extras import require
-from ..entities import FileInfo
 from ..exceptions import BAD_REQUEST, INVALID_PARAMETER_VALUE, MlflowException
-from ..store.artifact import append_to_uri_path, repository_for_uri
+
+if TYPE_CHECKING:
+    from ..entities import FileInfo
+
+# The repositories and the client load on first use: ``import asynctrack`` stays fast.
 
 __all__ = ["download_artifacts", "list_artifacts", "load_dict", "load_image", "load_text"]
 
@@ -40,6 +44,8 @@ def _resolve(artifact_uri: str, tracking_uri: str | None) -> tuple[str, bool]:
     """A ``runs:/`` URI as the run's own artifact URI; and whether reads must copy (MLflow
     copies what it reads through ``runs:/``, and hands back local files otherwise)."""
     if urllib.parse.urlparse(artifact_uri).scheme == "runs":
+        from ..store.artifact import append_to_uri_path
+
         run_id, path = _parse_runs_uri(artifact_uri)
         root = _client(tracking_uri)._artifact_uri(run_id)
         return (append_to_uri_path(root, path) if path else root), True
@@ -82,6 +88,8 @@ def download_artifacts(
 ) -> str:
     """Download an artifact file or directory and return its local path (MLflow's rules: the
     last component of the path lands in ``dst_path``, a new temporary directory if None)."""
+    from .._client_artifacts import download_from_root, prepare_dst
+
     _check_one_of(run_id, artifact_uri, artifact_path)
     dst_path = prepare_dst(dst_path)
     if artifact_uri is not None:
@@ -102,6 +110,8 @@ def list_artifacts(
     tracking_uri: str | None = None,
 ) -> list[FileInfo]:
     """The artifacts directly under a run's path, or under an artifact URI."""
+    from ..store.artifact import repository_for_uri
+
     _check_one_of(run_id, artifact_uri, artifact_path)
     if artifact_uri is not None:
         uri, _ = _resolve(artifact_uri, tracking_uri)

@@ -7,8 +7,6 @@ import logging
 import os
 from typing import Any
 
-from .. import _artifact_copies
-from ..store.artifact import append_to_uri_path
 from ..run_operations import RunOperations
 from ._client import client
 from ._experiments import _get_experiment_id
@@ -54,6 +52,8 @@ def get_artifact_uri(artifact_path: str | None = None) -> str:
             "No active run found. A new active run will be created. If this is not intended, "
             "please create a run using `mlflow.start_run()` first."
         )
+    from ..store.artifact import append_to_uri_path
+
     run_id, c = _target(None)
     root = c._artifact_uri(run_id)
     return root if artifact_path is None else append_to_uri_path(root, artifact_path)
@@ -108,4 +108,6 @@ def load_table(
 
 def flush_artifact_async_logging() -> None:
     """Wait for every pending asynchronous artifact copy of this process."""
+    from .. import _artifact_copies
+
     _artifact_copies.wait_for(None)
