@@ -3,7 +3,7 @@
 ``import asynctrack as mlflow``: the names here are MLflow's.
 """
 
-from . import entities, exceptions
+from . import artifacts, entities, exceptions
 from .client import MlflowClient
 from .exceptions import MlflowException
 from .fluent import *  # noqa: F403 - the module-level API is MLflow's, name for name
@@ -17,6 +17,7 @@ __all__ = [
     "MlflowClient",
     "MlflowException",
     "RunOperations",
+    "artifacts",
     "entities",
     "exceptions",
     "get_tracking_uri",

@@ -15,12 +15,16 @@ from collections.abc import Sequence
 from itertools import zip_longest
 from typing import Any
 
+from . import _artifact_copies, events
 from . import _validation as v
-from . import events
 from ._names import generate_run_name
+<<<<<<< HEAD
 from ._search import SEARCH_MAX_RESULTS_DEFAULT
 from .entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
 from .entities._paged_list import PagedList
+=======
+from .entities import Experiment, FileInfo, Metric, Param, Run, RunStatus, RunTag
+>>>>>>> main
 from .exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from .run_operations import RunOperations, get_combined_run_operations
 from .store import Store, store_for_uri
@@ -358,9 +362,12 @@ class MlflowClient:
 
     # -- lifecycle of the client ------------------------------------------------------------------
     def flush(self) -> None:
-        """Wait until everything this process logged to this client's store is stored."""
+        """Wait until everything this process logged to this client's store is stored, pending
+        asynchronous artifact copies included."""
+        _artifact_copies.wait_for(None)
         self._writer.flush()
 
+<<<<<<< HEAD
     # -- search ---------------------------------------------------------------------------------
     def search_experiments(
         self,
@@ -392,6 +399,102 @@ class MlflowClient:
             experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
         )
         return PagedList(runs, token)
+=======
+    # -- artifacts (the logic is in _client_artifacts.py) ------------------------------
+    def _wait_artifact_copies(self, run_id: str | None = None) -> None:
+        """Block until the asynchronous artifact copies of ``run_id`` (all runs if None) end."""
+        _artifact_copies.wait_for(run_id)
+
+    def _artifact_uri(self, run_id: str) -> str:
+        return _arts().artifact_uri(self, run_id)
+
+    def log_artifact(
+        self,
+        run_id: str,
+        local_path: str | os.PathLike,
+        artifact_path: str | None = None,
+        synchronous: bool | None = None,
+    ) -> RunOperations | None:
+        """Copy a local file or directory into the run's artifacts (a directory keeps its name).
+
+        ``synchronous=False`` (an asynctrack extension) copies off the caller's thread and
+        returns a RunOperations to wait on."""
+        return _arts().log_artifact(self, run_id, local_path, artifact_path, synchronous)
+
+    def log_artifacts(
+        self,
+        run_id: str,
+        local_dir: str | os.PathLike,
+        artifact_path: str | None = None,
+        synchronous: bool | None = None,
+    ) -> RunOperations | None:
+        """Copy the contents of a local directory into the run's artifacts."""
+        return _arts().log_artifacts(self, run_id, local_dir, artifact_path, synchronous)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Store ``text`` (UTF-8) as the artifact file ``artifact_file``."""
+        _arts().log_text(self, run_id, text, artifact_file)
+
+    def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
+        """Store ``dictionary`` as YAML (.yml/.yaml) or JSON (any other extension)."""
+        _arts().log_dict(self, run_id, dictionary, artifact_file)
+
+    def log_figure(
+        self,
+        run_id: str,
+        figure: Any,
+        artifact_file: str,
+        *,
+        save_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """Store a matplotlib or plotly figure, in the format the extension names."""
+        _arts().log_figure(self, run_id, figure, artifact_file, save_kwargs)
+
+    def log_image(
+        self,
+        run_id: str,
+        image: Any,
+        artifact_file: str | None = None,
+        key: str | None = None,
+        step: int | None = None,
+        timestamp: int | None = None,
+        synchronous: bool | None = None,
+    ) -> RunOperations | None:
+        """Store a numpy array or PIL image as ``artifact_file``, or as step ``step`` of the image
+        series ``key`` (MLflow's file layout and tag, for its UI)."""
+        return _arts().log_image(
+            self, run_id, image, artifact_file, key, step, timestamp, synchronous
+        )
+
+    def log_table(self, run_id: str, data: Any, artifact_file: str) -> None:
+        """Store a dict or DataFrame as a table artifact, appended to one logged before."""
+        _arts().log_table(self, run_id, data, artifact_file)
+
+    def load_table(
+        self,
+        experiment_id: str,
+        artifact_file: str,
+        run_ids: list[str] | None = None,
+        extra_columns: list[str] | None = None,
+    ) -> Any:
+        """The table ``artifact_file`` of the experiment's runs, concatenated (a DataFrame)."""
+        return _arts().load_table(self, experiment_id, artifact_file, run_ids, extra_columns)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        """The run's artifacts directly under ``path`` (the root if None)."""
+        return _arts().list_artifacts(self, run_id, path)
+
+    def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
+        """Copy an artifact file or directory to ``dst_path`` and return its local path."""
+        return _arts().download_artifacts(self, run_id, path, dst_path)
+
+
+def _arts():
+    """The artifact calls' module, imported on first use: ``import asynctrack`` stays fast."""
+    from . import _client_artifacts
+
+    return _client_artifacts
+>>>>>>> main
 
 
 _STATUS_STRINGS = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")

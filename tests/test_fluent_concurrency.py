@@ -222,3 +222,36 @@ def test_import_is_cheap_for_spawned_workers():
     code = "import sys, asynctrack; print(','.join(sorted(m for m in ('pandas','numpy','sqlalchemy','matplotlib','PIL') if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_forking_while_the_writer_is_busy_never_hangs_the_child(tmp_path):
+    """fork() while the writer thread is inside SQLite: the child must still open and write."""
+    script = textwrap.dedent("""
+        import os, threading
+        import asynctrack as mlflow
+        mlflow.start_run(run_name="busy")
+        stop = False
+        def logger():
+            i = 0
+            while not stop:
+                mlflow.MlflowClient().log_batch(run_id, metrics=[mlflow.entities.Metric("b", float(i), 0, i + j) for j in range(200)])
+                i += 200
+        run_id = mlflow.active_run().info.run_id
+        t = threading.Thread(target=logger)
+        t.start()
+        for n in range(25):
+            pid = os.fork()
+            if pid == 0:
+                with mlflow.start_run(run_name=f"child-{n}"):
+                    mlflow.log_metric("c", 1.0)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert status == 0, status
+        stop = True
+        t.join()
+        mlflow.end_run()
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert rows(tmp_path / "mlflow.db", "SELECT count(*) FROM metrics WHERE key = 'c'") == [(25,)]

@@ -3,6 +3,7 @@ stdlib-only so that importing them stays cheap."""
 
 from asynctrack.entities._enums import LifecycleStage, RunStatus, SourceType, ViewType
 from asynctrack.entities._experiment import Experiment
+from asynctrack.entities._file_info import FileInfo
 from asynctrack.entities._metric import Metric
 from asynctrack.entities._param import Param
 from asynctrack.entities._run import Run
@@ -14,6 +15,7 @@ from asynctrack.entities._tags import ExperimentTag, RunTag
 __all__ = [
     "Experiment",
     "ExperimentTag",
+    "FileInfo",
     "LifecycleStage",
     "Metric",
     "Param",

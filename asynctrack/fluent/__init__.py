@@ -1,5 +1,17 @@
 """The module-level API (``import asynctrack as mlflow``): MLflow 3.18's fluent functions."""
 
+from ._artifacts import (
+    flush_artifact_async_logging,
+    get_artifact_uri,
+    load_table,
+    log_artifact,
+    log_artifacts,
+    log_dict,
+    log_figure,
+    log_image,
+    log_table,
+    log_text,
+)
 from ._experiments import (
     _get_experiment_id,
     create_experiment,
@@ -36,6 +48,10 @@ from ._runs import (
 )
 from ._search import search_experiments, search_runs
 
+from . import _preemption
+
+_preemption.install()
+
 __all__ = [
     "ActiveRun",
     "active_run",
@@ -45,16 +61,26 @@ __all__ = [
     "delete_run",
     "delete_tag",
     "end_run",
+    "flush_artifact_async_logging",
     "flush_async_logging",
+    "get_artifact_uri",
     "get_experiment",
     "get_experiment_by_name",
     "get_parent_run",
     "get_run",
     "last_active_run",
+    "load_table",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_image",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
+    "log_table",
+    "log_text",
     "restore_experiment",
     "restore_run",
     "search_experiments",

@@ -283,6 +283,11 @@ def restore_run(run_id: str) -> None:
 
 def _end_runs_at_exit() -> None:
     """Every run still active in any thread ends FINISHED, innermost first, as end_run ends it."""
+    end_all_runs(FINISHED)
+
+
+def end_all_runs(status: str) -> None:
+    """End every active run of every thread with ``status``, innermost first."""
     main = threading.main_thread().ident
     with _stacks_lock:
         stacks = sorted(_stacks.items(), key=lambda item: item[0] == main)  # main thread's last
@@ -290,7 +295,7 @@ def _end_runs_at_exit() -> None:
         while stack:
             run = stack.pop()
             try:
-                _terminate(run, FINISHED)
+                _terminate(run, status)
             except Exception as exc:  # noqa: BLE001 - the other runs must still be ended
                 _logger.error("asynctrack: could not end run %s at exit: %s", run._run_id, exc)
 

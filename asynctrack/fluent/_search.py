@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._extras import require
 from .._search import NUM_RUNS_PER_PAGE_PANDAS, SEARCH_MAX_RESULTS_DEFAULT, SEARCH_MAX_RESULTS_PANDAS
 from ..entities import Experiment, Run, ViewType
 from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
@@ -115,15 +116,9 @@ def search_runs(
 
 
 def _import_pandas():
-    try:
-        import numpy as np
-        import pandas as pd
-    except ImportError:
-        raise MlflowException(
-            "search_runs(output_format='pandas') needs pandas: pip install 'asynctrack[pandas]' "
-            "(or pass output_format='list')",
-            INVALID_PARAMETER_VALUE,
-        ) from None
+    purpose = "search_runs(output_format='pandas')"
+    pd = require("pandas", "pandas", purpose)
+    np = require("numpy", "pandas", purpose)
     return np, pd
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -25,6 +26,56 @@ BUSY_TIMEOUT_S = 5.0
 # How long a write or read keeps retrying through contention before it gives up with a clear
 # error. Generous: a training job would rather wait than lose data.
 RETRY_DEADLINE_S = float(os.environ.get("ASYNCTRACK_SQLITE_RETRY_DEADLINE", "300"))
+
+
+class _ForkGate:
+    """Lets any number of threads work inside SQLite at once, and fork() wait until none is.
+
+    SQLite keeps process-wide mutexes (its allocator, the unix VFS's inode list). A fork() taken
+    while another thread is inside SQLite copies them locked, and the child's first connection
+    then waits forever. With every transaction and read inside this gate, the child of a fork
+    starts with SQLite idle. Readers and the writer still run side by side (WAL); the cost is
+    two uncontended lock operations per transaction or read, never per logging call.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._inside = 0
+        self._forking = False
+
+    def __enter__(self) -> None:
+        with self._cond:
+            while self._forking:
+                self._cond.wait()
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._inside -= 1
+            if self._inside == 0:
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        self._cond.acquire()  # held across the fork: nobody enters meanwhile
+        self._forking = True
+        while self._inside:
+            self._cond.wait()
+
+    def after_fork_in_parent(self) -> None:
+        self._forking = False
+        self._cond.notify_all()
+        self._cond.release()
+
+    def after_fork_in_child(self) -> None:
+        self.__init__()  # the child's only thread is the one that forked
+
+
+SQLITE_FORK_GATE = _ForkGate()
+os.register_at_fork(
+    before=SQLITE_FORK_GATE.before_fork,
+    after_in_parent=SQLITE_FORK_GATE.after_fork_in_parent,
+    after_in_child=SQLITE_FORK_GATE.after_fork_in_child,
+)
 
 
 def path_from_uri(uri: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from ...entities import Experiment, Metric, Run
 from ..base import Store
 from . import reads, search
-from .connection import connect, path_from_uri, retry_sync
+from .connection import SQLITE_FORK_GATE, connect, path_from_uri, retry_sync
 from .schema import ensure_schema
 from .writes import SqliteWriter
 
@@ -70,7 +70,12 @@ class SqliteStore(Store):
 
     def _read(self, fn, *args):
         conn = self._conn()
-        return retry_sync(lambda: fn(conn, *args))
+
+        def read():
+            with SQLITE_FORK_GATE:
+                return fn(conn, *args)
+
+        return retry_sync(read)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         return self._read(reads.experiment_by_id, int(experiment_id))

@@ -34,7 +34,7 @@ from ...exceptions import (
     RESOURCE_DOES_NOT_EXIST,
     MlflowException,
 )
-from .connection import BUSY_TIMEOUT_S, PRAGMAS, backoff_delays, is_busy, unavailable
+from .connection import BUSY_TIMEOUT_S, SQLITE_FORK_GATE, PRAGMAS, backoff_delays, is_busy, unavailable
 from .reads import experiment_not_found, run_not_found
 from .schema import artifact_location
 
@@ -153,14 +153,15 @@ class SqliteWriter:
 
     def _transaction(self, aconn: aiosqlite.Connection, records: Sequence[tuple], on_commit) -> list[Any]:
         conn = aconn._conn  # on aiosqlite's own thread: the one place this connection is used
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            outcomes = self._apply_all(conn, records)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        with SQLITE_FORK_GATE:  # no fork() while this thread is inside SQLite (see connection.py)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                outcomes = self._apply_all(conn, records)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         if on_commit is not None:
             on_commit(outcomes)
         return outcomes

@@ -1,0 +1,45 @@
+"""SIGTERM, what Slurm and Kubernetes send before they kill a job: drain, end runs KILLED, die.
+
+Installed at import, from the main thread, only where SIGTERM still has its default action: a
+handler the user installed (before or after) is never replaced, and
+``ASYNCTRACK_HANDLE_SIGTERM=false`` opts out. After draining, the default action is restored and
+the signal raised again, so the process ends exactly as it would have (status -15).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+from ..writer import flush_all
+from ._runs import KILLED, end_all_runs
+
+_logger = logging.getLogger("asynctrack")
+
+
+def _on_sigterm(signum: int, frame) -> None:
+    try:
+        end_all_runs(KILLED)  # each end waits for what its run logged
+        flush_all()  # and whatever was logged outside runs
+    except Exception as exc:  # noqa: BLE001 - the process must still end
+        _logger.error("asynctrack: on SIGTERM: %s", exc)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def install() -> bool:
+    """Handle SIGTERM if nobody else does; True when installed."""
+    if os.environ.get("ASYNCTRACK_HANDLE_SIGTERM", "true").strip().lower() in ("false", "0", "no"):
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False  # signal handlers can only be set from the main thread
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return False
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError, AttributeError):
+        return False
+    return True

@@ -1,0 +1,46 @@
+"""Artifact repositories: where a run's files live, chosen by the scheme of its artifact URI.
+
+Local paths and ``file:`` URIs today. A new store (S3, HTTP...) is a subclass of
+``ArtifactRepository`` registered with ``register_repository(scheme, factory)``.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable
+
+from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
+from ._paths import append_to_uri_path, is_local_uri
+from .base import ArtifactRepository
+from .local import LocalArtifactRepository
+
+_factories: dict[str, Callable[[str], ArtifactRepository]] = {}
+
+
+def register_repository(scheme: str, factory: Callable[[str], ArtifactRepository]) -> None:
+    """Serve artifact URIs of ``scheme`` (e.g. ``"s3"``) with ``factory(artifact_uri)``."""
+    _factories[scheme] = factory
+
+
+def repository_for_uri(artifact_uri: str) -> ArtifactRepository:
+    """The repository holding ``artifact_uri``."""
+    if is_local_uri(artifact_uri):
+        return LocalArtifactRepository(artifact_uri)
+    scheme = urllib.parse.urlparse(artifact_uri).scheme
+    factory = _factories.get(scheme)
+    if factory is None:
+        raise MlflowException(
+            f"Could not find a registered artifact repository for: {artifact_uri}. "
+            f"Currently registered schemes are: {['', 'file', *sorted(_factories)]}",
+            INVALID_PARAMETER_VALUE,
+        )
+    return factory(artifact_uri)
+
+
+__all__ = [
+    "ArtifactRepository",
+    "LocalArtifactRepository",
+    "append_to_uri_path",
+    "register_repository",
+    "repository_for_uri",
+]

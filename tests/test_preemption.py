@@ -1,0 +1,117 @@
+"""Processes that end badly: SIGTERM (drain, KILLED), a user's own handler, the opt-out, and
+kill -9 (the database stays sound, the run resumable, every flushed point there)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import asynctrack as mlflow
+
+N = 5000
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ASYNCTRACK_"))}
+    env["ASYNCTRACK_FLUSH_INTERVAL"] = "60"  # nothing is written until something asks for it
+    env.update(extra)
+    return env
+
+
+LOG_THEN_WAIT = textwrap.dedent(f"""
+    import sys, time
+    {{prelude}}
+    import asynctrack as mlflow
+    run = mlflow.start_run(run_name="job")
+    for i in range({N}):
+        mlflow.log_metric("m", float(i), step=i, synchronous=False)
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+def _run_until_ready(tmp_path, prelude="", **env):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOG_THEN_WAIT.format(prelude=prelude)],
+        cwd=tmp_path, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    return proc
+
+
+def _stored(tmp_path):
+    con = sqlite3.connect(tmp_path / "mlflow.db")
+    try:
+        return (
+            con.execute("SELECT count(*) FROM metrics").fetchone()[0],
+            con.execute("SELECT status FROM runs").fetchall(),
+            con.execute("PRAGMA integrity_check").fetchone()[0],
+        )
+    finally:
+        con.close()
+
+
+def test_sigterm_drains_the_queue_and_ends_runs_killed(tmp_path):
+    proc = _run_until_ready(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == -signal.SIGTERM  # dies of the signal, as it would have
+    assert _stored(tmp_path) == (N, [("KILLED",)], "ok")
+
+
+def test_a_users_sigterm_handler_is_left_alone_and_still_runs(tmp_path):
+    prelude = "import signal\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(3))"
+    proc = _run_until_ready(tmp_path, prelude=prelude)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 3
+    # the user's handler exited normally: the exit hook ended the run and stored everything
+    assert _stored(tmp_path) == (N, [("FINISHED",)], "ok")
+
+
+def test_sigterm_handling_can_be_turned_off(tmp_path):
+    proc = _run_until_ready(tmp_path, ASYNCTRACK_HANDLE_SIGTERM="false")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == -signal.SIGTERM
+    count, statuses, integrity = _stored(tmp_path)
+    assert (count, statuses, integrity) == (0, [("RUNNING",)], "ok")  # what the handler prevents
+
+
+def test_kill_9_keeps_every_flushed_point_and_the_run_resumable(tmp_path, fluent):
+    script = textwrap.dedent("""
+        import asynctrack as mlflow
+        run = mlflow.start_run(run_name="doomed")
+        print(run.info.run_id, flush=True)
+        i = 0
+        while True:
+            mlflow.log_metric("m", float(i), step=i, synchronous=False)
+            i += 1
+            if i % 20000 == 0:
+                mlflow.flush_async_logging()
+                print(i, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=_env(ASYNCTRACK_FLUSH_INTERVAL="0.05"),
+                            stdout=subprocess.PIPE, text=True)
+    run_id = proc.stdout.readline().strip()
+    flushed = 0
+    while flushed < 100_000:
+        flushed = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait(30)
+    con = sqlite3.connect(tmp_path / "mlflow.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
+    steps = con.execute("SELECT count(DISTINCT step), max(step) FROM metrics").fetchone()
+    con.close()
+    assert stored >= flushed  # every point flushed before the kill is there
+    assert steps == (stored, stored - 1)  # and they are a prefix: nothing in between was lost
+    fluent.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    assert fluent.get_run(run_id).info.status == "RUNNING"
+    with fluent.start_run(run_id=run_id):
+        fluent.log_metric("m", -1.0, step=stored)
+    run = fluent.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics["m"] == -1.0
