@@ -18,13 +18,9 @@ from typing import Any
 from . import _artifact_copies, events
 from . import _validation as v
 from ._names import generate_run_name
-<<<<<<< HEAD
 from ._search import SEARCH_MAX_RESULTS_DEFAULT
-from .entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
+from .entities import Experiment, FileInfo, Metric, Param, Run, RunStatus, RunTag, ViewType
 from .entities._paged_list import PagedList
-=======
-from .entities import Experiment, FileInfo, Metric, Param, Run, RunStatus, RunTag
->>>>>>> main
 from .exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from .run_operations import RunOperations, get_combined_run_operations
 from .store import Store, store_for_uri
@@ -367,7 +363,6 @@ class MlflowClient:
         _artifact_copies.wait_for(None)
         self._writer.flush()
 
-<<<<<<< HEAD
     # -- search ---------------------------------------------------------------------------------
     def search_experiments(
         self,
@@ -399,7 +394,7 @@ class MlflowClient:
             experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
         )
         return PagedList(runs, token)
-=======
+
     # -- artifacts (the logic is in _client_artifacts.py) ------------------------------
     def _wait_artifact_copies(self, run_id: str | None = None) -> None:
         """Block until the asynchronous artifact copies of ``run_id`` (all runs if None) end."""
@@ -494,7 +489,6 @@ def _arts():
     from . import _client_artifacts
 
     return _client_artifacts
->>>>>>> main
 
 
 _STATUS_STRINGS = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
