@@ -24,6 +24,7 @@ from .store.artifact._errors import (
     ArtifactNotADirectory,
     download_failed,
     local_file_not_found,
+    require_local_dir,
 )
 from .store.artifact._paths import validate_path_is_safe, verify_artifact_path
 
@@ -103,13 +104,7 @@ def log_artifact(client, run_id, local_path, artifact_path, synchronous) -> RunO
 
 def log_artifacts(client, run_id, local_dir, artifact_path, synchronous) -> RunOperations | None:
     local_dir = os.fspath(local_dir)
-    if not os.path.exists(local_dir):
-        raise local_file_not_found(local_dir)
-    if not os.path.isdir(local_dir):
-        raise ArtifactNotADirectory(
-            f"'{local_dir}' is a file, not a directory: log it with log_artifact.",
-            INVALID_PARAMETER_VALUE,
-        )
+    require_local_dir(local_dir)
     verify_artifact_path(artifact_path)
     repository = repo(client, run_id)
     if synchronous is None or synchronous:

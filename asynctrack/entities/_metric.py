@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable
 from typing import Any
 
+from asynctrack._gc import paused_gc
 from asynctrack.entities._mlflow_object import _MlflowObject
 from asynctrack.exceptions import INVALID_PARAMETER_VALUE, MlflowException
 
@@ -71,10 +71,7 @@ class Metric(_MlflowObject):
         nan = _NAN
         out: list[Metric] = []
         append = out.append
-        gc_was_enabled = gc.isenabled()
-        if gc_was_enabled:
-            gc.disable()
-        try:
+        with paused_gc():
             for key, value, timestamp, step, is_nan in rows:
                 m = new(cls)
                 m._key = key
@@ -84,9 +81,6 @@ class Metric(_MlflowObject):
                 m._run_id = run_id
                 m._extra = None
                 append(m)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
         return out
 
     @classmethod
@@ -97,10 +91,7 @@ class Metric(_MlflowObject):
         nan = _NAN
         out: list[Metric] = []
         append = out.append
-        gc_was_enabled = gc.isenabled()
-        if gc_was_enabled:
-            gc.disable()
-        try:
+        with paused_gc():
             for timestamp, step, value, is_nan in rows:
                 m = new(cls)
                 m._key = key
@@ -110,9 +101,6 @@ class Metric(_MlflowObject):
                 m._run_id = None
                 m._extra = None
                 append(m)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
         return out
 
     @property

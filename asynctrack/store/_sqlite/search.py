@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import gc
 import json
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+from ..._gc import paused_gc
 from ..._search import (
     SEARCH_MAX_RESULTS_THRESHOLD,
     experiment_clauses,
@@ -285,9 +285,7 @@ def load_runs(conn: sqlite3.Connection, rows: list[tuple]) -> list[Run]:
     tags: list[dict] = [{} for _ in range(n)]
     new = object.__new__
     nan = float("nan")
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # tens of thousands of small objects: GC passes would cost more than building
-    try:
+    with paused_gc():  # tens of thousands of small objects
         for i, key, value, timestamp, step, is_nan in conn.execute(
             "SELECT j.key, x.key, x.value, x.timestamp, x.step, x.is_nan "
             + page.format(table="latest_metrics"),
@@ -330,9 +328,6 @@ def load_runs(conn: sqlite3.Connection, rows: list[tuple]) -> list[Run]:
             data._params = params[i]
             data._tags = tags[i]
             runs.append(Run(info, data, RunInputs(dataset_inputs=[])))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return runs
 
 

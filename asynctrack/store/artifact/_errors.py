@@ -6,6 +6,8 @@ carry an MLflow error code and a clear message, and still match ``except FileNot
 
 from __future__ import annotations
 
+import os
+
 from ...exceptions import (
     INTERNAL_ERROR,
     INVALID_PARAMETER_VALUE,
@@ -35,6 +37,17 @@ def local_file_not_found(path: str) -> ArtifactFileNotFound:
     return ArtifactFileNotFound(
         f"No such file or directory to log as an artifact: '{path}'", RESOURCE_DOES_NOT_EXIST
     )
+
+
+def require_local_dir(local_dir: str) -> None:
+    """log_artifacts' source must be an existing directory (MLflow silently logs nothing)."""
+    if not os.path.exists(local_dir):
+        raise local_file_not_found(local_dir)
+    if not os.path.isdir(local_dir):
+        raise ArtifactNotADirectory(
+            f"'{local_dir}' is a file, not a directory: log it with log_artifact.",
+            INVALID_PARAMETER_VALUE,
+        )
 
 
 def invalid_artifact_path(artifact_path: str, normalized: str) -> MlflowException:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ...entities import FileInfo
 from ...exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, MlflowException
 from ._copy import copy_file, copy_into
-from ._errors import ArtifactIsADirectory, ArtifactNotADirectory, local_file_not_found
+from ._errors import ArtifactIsADirectory, local_file_not_found, require_local_dir
 from ._paths import (
     local_file_uri_to_path,
     split_artifact_file,
@@ -131,13 +131,7 @@ class LocalArtifactRepository(ArtifactRepository):
 
     def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
         local_dir = os.fspath(local_dir)
-        if not os.path.exists(local_dir):
-            raise local_file_not_found(local_dir)
-        if not os.path.isdir(local_dir):
-            raise ArtifactNotADirectory(
-                f"'{local_dir}' is a file, not a directory: log it with log_artifact.",
-                INVALID_PARAMETER_VALUE,
-            )
+        require_local_dir(local_dir)
         root = self._directory(artifact_path)
         for dirpath, dirnames, filenames in os.walk(local_dir):
             rel = os.path.relpath(dirpath, local_dir)
