@@ -210,6 +210,20 @@ def test_log_plotly_figure_html(env, plotly_figure):
     assert "<html>" in html and "cdn.plot.ly" in html  # include_plotlyjs="cdn", as MLflow
 
 
+def test_plotly_image_without_kaleido_names_the_extra(env, plotly_figure, monkeypatch):
+    import sys
+
+    from asynctrack._extras import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "kaleido", None)  # as if it were not installed
+    client, run_id, _ = env
+    with pytest.raises(MissingExtraError) as e:
+        client.log_figure(run_id, plotly_figure, "p.png")
+    assert "pip install 'asynctrack[plotly-images]'" in e.value.message
+    assert e.value.error_code == "INTERNAL_ERROR"
+    assert not any(a.path == "p.png" for a in client.list_artifacts(run_id))
+
+
 def test_log_plotly_figure_images(env, plotly_figure):
     pytest.importorskip("kaleido")
     client, run_id, _ = env

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from .._extras import require
 from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
 
 MATPLOTLIB_EXTENSIONS = (
@@ -71,5 +72,7 @@ def save(figure: Any, artifact_file: str, path: str, save_kwargs: dict[str, Any]
         save_kwargs.setdefault("auto_open", False)
         figure.write_html(path, **save_kwargs)
     else:
+        # plotly renders images through kaleido (which drives a Chrome of its own)
+        require("kaleido", "plotly-images", f"Logging a plotly figure as {ext[1:].upper()}")
         save_kwargs.setdefault("format", ext[1:])
         figure.write_image(path, **save_kwargs)
