@@ -3,7 +3,7 @@
 ``import asynctrack as mlflow``: the names here are MLflow's.
 """
 
-from . import artifacts, entities, exceptions
+from . import entities, exceptions
 from .client import MlflowClient
 from .exceptions import MlflowException
 from .fluent import *  # noqa: F403 - the module-level API is MLflow's, name for name
@@ -12,6 +12,15 @@ from .run_operations import RunOperations
 from .tracking_uri import get_tracking_uri, is_tracking_uri_set, set_tracking_uri
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``asynctrack.artifacts`` loads on first use, as ``mlflow.artifacts`` is reached."""
+    if name == "artifacts":
+        import importlib
+
+        return importlib.import_module(".artifacts", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "MlflowClient",

@@ -9,13 +9,14 @@ writes, asynchronous ones included.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from collections.abc import Sequence
 from itertools import zip_longest
 from typing import Any
 
-from . import _artifact_copies, events
+from . import events
 from . import _validation as v
 from ._names import generate_run_name
 from ._search import SEARCH_MAX_RESULTS_DEFAULT
@@ -360,7 +361,7 @@ class MlflowClient:
     def flush(self) -> None:
         """Wait until everything this process logged to this client's store is stored, pending
         asynchronous artifact copies included."""
-        _artifact_copies.wait_for(None)
+        _wait_artifact_copies(None)
         self._writer.flush()
 
     # -- search ---------------------------------------------------------------------------------
@@ -398,7 +399,7 @@ class MlflowClient:
     # -- artifacts (the logic is in _client_artifacts.py) ------------------------------
     def _wait_artifact_copies(self, run_id: str | None = None) -> None:
         """Block until the asynchronous artifact copies of ``run_id`` (all runs if None) end."""
-        _artifact_copies.wait_for(run_id)
+        _wait_artifact_copies(run_id)
 
     def _artifact_uri(self, run_id: str) -> str:
         return _arts().artifact_uri(self, run_id)
@@ -482,6 +483,14 @@ class MlflowClient:
     def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
         """Copy an artifact file or directory to ``dst_path`` and return its local path."""
         return _arts().download_artifacts(self, run_id, path, dst_path)
+
+
+def _wait_artifact_copies(run_id: str | None) -> None:
+    """Wait for asynchronous artifact copies, if this process ever started one (the copy pool's
+    module, and concurrent.futures with it, load only then)."""
+    copies = sys.modules.get("asynctrack._artifact_copies")
+    if copies is not None:
+        copies.wait_for(run_id)
 
 
 def _arts():

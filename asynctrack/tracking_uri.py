@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pathlib
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -17,8 +16,10 @@ def set_tracking_uri(uri: str | os.PathLike) -> None:
     subprocesses log to the same store.
     """
     global _tracking_uri
-    if isinstance(uri, pathlib.PurePath):
-        uri = uri.absolute().resolve().as_uri()
+    if isinstance(uri, os.PathLike) and not isinstance(uri, str):
+        import pathlib  # MLflow turns a Path into a file: URI
+
+        uri = pathlib.Path(uri).absolute().resolve().as_uri()
     new = os.fspath(uri) if uri else None
     if new == _tracking_uri:
         return
