@@ -73,22 +73,19 @@ def experiment_by_name(conn: sqlite3.Connection, name: str) -> Experiment | None
     return None if row is None else _experiment(conn, row)
 
 
+def run_info_from_row(row: tuple) -> RunInfo:
+    """A RunInfo from a row of ``_RUN_COLUMNS`` (experiment ids are strings in the API)."""
+    run_uuid, name, user_id, status, start, end, stage, artifact_uri, exp_id = row
+    return RunInfo(
+        run_uuid, str(exp_id), user_id, status, start, end, stage, artifact_uri, run_name=name
+    )
+
+
 def run(conn: sqlite3.Connection, run_id: str) -> Run:
     row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
     if row is None:
         raise run_not_found(run_id)
-    run_uuid, name, user_id, status, start, end, stage, artifact_uri, exp_id = row
-    info = RunInfo(
-        run_uuid,
-        str(exp_id),
-        user_id,
-        status,
-        start,
-        end,
-        stage,
-        artifact_uri=artifact_uri,
-        run_name=name,
-    )
+    info = run_info_from_row(row)
     metrics = Metric._from_rows(
         conn.execute(
             "SELECT key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid = ?",

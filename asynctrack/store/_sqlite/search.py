@@ -37,11 +37,10 @@ from ...entities import (
     Metric,
     Run,
     RunData,
-    RunInfo,
     RunInputs,
 )
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
-from .reads import parse_page_token
+from .reads import parse_page_token, run_info_from_row
 
 
 def create_page_token(offset: int) -> bytes:
@@ -308,19 +307,8 @@ def load_runs(conn: sqlite3.Connection, rows: list[tuple]) -> list[Run]:
         ):
             tags[i][key] = value
         runs = []
-        for i, (run_uuid, name, user_id, status, start, end, stage, artifact_uri, exp_id) in (
-            enumerate(rows)
-        ):
-            info = new(RunInfo)
-            info._run_id = run_uuid
-            info._experiment_id = str(exp_id)
-            info._user_id = user_id
-            info._status = status
-            info._start_time = start
-            info._end_time = end
-            info._lifecycle_stage = stage
-            info._artifact_uri = artifact_uri
-            info._run_name = name
+        for i, row in enumerate(rows):
+            info = run_info_from_row(row)
             data = new(RunData)
             objs = metrics[i]
             data._metric_objs = objs
