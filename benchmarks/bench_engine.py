@@ -245,6 +245,39 @@ def get_metric_history(ctx: Context) -> dict:
 
 
 # -- the report's rows --------------------------------------------------------------------------------
+# (7) ----------------------------------------------------------------------------------------------
+WIDE_KEYS = 1000
+
+
+@workload("wide", sizes={"asynctrack": 200, "mlflow": 5})
+def wide(ctx: Context) -> dict:
+    """The wide case: 1,000 distinct metric keys (per-layer statistics) logged every step with
+    synchronous=False, ``size`` steps; points/s until stored."""
+    client = ctx.client
+    run_id = ctx.new_run("wide")
+    keys = [f"layer_{i:04d}/grad_norm" for i in range(WIDE_KEYS)]
+    log = client.log_metric
+    ops = None
+    start = time.perf_counter()
+    for step in range(ctx.size):
+        for k, key in enumerate(keys):
+            ops = log(run_id, key, step + k / 1000, step=step, synchronous=False)
+    ctx.wait_stored(ops)
+    stored = time.perf_counter()
+    client.set_terminated(run_id)
+
+    checks = Checks()
+    total = 0
+    for k in range(0, WIDE_KEYS, 37):  # every 37th key's whole history, and the last key's
+        hist = checks.history(client, run_id, keys[k], ctx.size, lambda s, k=k: s + k / 1000)
+        total += len(hist)
+    checks.history(client, run_id, keys[-1], ctx.size, lambda s: s + (WIDE_KEYS - 1) / 1000)
+    checks.run(ctx, run_id, "wide")
+    checks.expect("latest metrics", len(client.get_run(run_id).data.metrics), WIDE_KEYS)
+    n = ctx.size * WIDE_KEYS
+    return {"points": n, "points_per_s": n / (stored - start), **checks.result()}
+
+
 FIGURES = [
     Figure("async_log_metric", "caller_median_us", "async `log_metric` caller latency, median",
            "us", higher_is_better=False, target=3),
@@ -255,6 +288,8 @@ FIGURES = [
     Figure("async_log_metric", "caller_max_us", "async `log_metric` caller latency, max",
            "us", higher_is_better=False),
     Figure("async_log_metric", "points_per_s", "async `log_metric`, end to end (until stored)",
+           "points/s", higher_is_better=True),
+    Figure("wide", "points_per_s", "1,000 metric keys every step, async, end to end",
            "points/s", higher_is_better=True),
     Figure("async_1m", "points_per_s", "1,000,000 async points, end to end",
            "points/s", higher_is_better=True, target=200_000),

@@ -159,6 +159,25 @@ async def test_nan_and_inf_are_stored_as_mlflow_stores_them(store):
 
 
 @pytest.mark.asyncio
+async def test_a_wide_batch_stores_every_point_and_the_latest_of_each_key(store):
+    """Over 64 keys in one batch the rows go in primary-key order: nothing may change but speed."""
+    run_id = await new_run(store)
+    keys = [f"k{i:03d}" for i in range(150)]
+    batch = [rec(ev.METRIC, run_id, k, float(step * 1000 + i), 10 + step, step)
+             for step in range(4) for i, k in enumerate(keys)]
+    batch.append(batch[0])  # an identical point, stored once
+    batch.append(rec(ev.METRIC, run_id, "k007", float("nan"), 99, 9))  # a NaN, the latest of k007
+    await store.apply(batch)
+    assert rows(store, "SELECT count(*) FROM metrics") == [(4 * 150 + 1,)]
+    latest = dict(rows(store, "SELECT key, step FROM latest_metrics WHERE run_uuid = ?", run_id))
+    assert len(latest) == 150 and latest["k149"] == 3 and latest["k007"] == 9
+    history, _ = store.get_metric_history(run_id, "k042")
+    assert [(m.step, m.value, m.timestamp) for m in history] == [
+        (s, float(s * 1000 + 42), 10 + s) for s in range(4)
+    ]
+
+
+@pytest.mark.asyncio
 async def test_identical_point_is_stored_once(store):
     run_id = await new_run(store)
     point = rec(ev.METRIC, run_id, "m", 1.5, 100, 3)

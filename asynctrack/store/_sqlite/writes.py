@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import operator
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -294,6 +295,11 @@ class SqliteWriter:
         conn.execute("SAVEPOINT bulk")
         try:
             if metric_rows:
+                if len(latest) > _WIDE_BATCH_KEYS:
+                    # Many keys at once (a model's per-layer metrics): insert in the primary
+                    # key's order, so that each index leaf is filled in one visit per batch
+                    # instead of a visit per point across a thousand pages.
+                    metric_rows.sort(key=_PK_ORDER)
                 _insert_metrics(conn, metric_rows)
             if nan_rows:
                 conn.executemany(_INSERT_NAN_METRIC, nan_rows)
@@ -573,6 +579,8 @@ def _insert_metrics(conn: sqlite3.Connection, records: list[tuple]) -> None:
 
 
 _METRIC, _PARAM, _TAG = ev.METRIC, ev.PARAM, ev.TAG
+_WIDE_BATCH_KEYS = 64
+_PK_ORDER = operator.itemgetter(3, 5, 6)  # (key, timestamp, step) of a metric record
 _PARAM_OPS = (ev.PARAM, ev.BATCH)
 _INFS = (math.inf, -math.inf)
 _NAN_MARK = -1  # replaces VERSION in a sanitized NaN record: "store with is_nan = 1"
