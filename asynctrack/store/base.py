@@ -38,6 +38,13 @@ class Store(abc.ABC):
         outcomes are durable, on whatever thread the store commits on, before ``apply`` returns.
         """
 
+    def apply_direct(self, records: Sequence[tuple], done: Callable[[list[Any]], None]) -> bool:
+        """Optionally apply ``records`` on the store's own write thread, without the event loop,
+        calling ``done(outcomes)`` there once they are durable (or failed); False when the store
+        cannot (the default), and the writer then takes its usual path. The writer uses it only
+        for a synchronous record while nothing else is queued or in flight, so order holds."""
+        return False
+
     @abc.abstractmethod
     async def close_writer(self) -> None:
         """Release the write path's resources (on the writer's loop)."""

@@ -52,6 +52,9 @@ class SqliteStore(Store):
     ) -> list[Any]:
         return await self._writer.apply(records, on_commit)
 
+    def apply_direct(self, records: Sequence[tuple], done: Callable[[list[Any]], None]) -> bool:
+        return self._writer.apply_direct(records, done)
+
     async def close_writer(self) -> None:
         await self._writer.close()
 

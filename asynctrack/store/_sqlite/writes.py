@@ -35,7 +35,15 @@ from ...exceptions import (
     RESOURCE_DOES_NOT_EXIST,
     MlflowException,
 )
-from .connection import BUSY_TIMEOUT_S, SQLITE_FORK_GATE, PRAGMAS, backoff_delays, is_busy, unavailable
+from .connection import (
+    BUSY_TIMEOUT_S,
+    PRAGMAS,
+    SQLITE_FORK_GATE,
+    backoff_delays,
+    is_busy,
+    retry_sync,
+    unavailable,
+)
 from .reads import experiment_not_found, run_not_found
 from .schema import artifact_location
 
@@ -151,6 +159,24 @@ class SqliteWriter:
         assert aconn is not None
         # The sqlite3 connection lives on aiosqlite's thread; the batch runs there in one hop.
         return await self._retry(aconn._execute, self._transaction, aconn, records, on_commit)
+
+    def apply_direct(self, records: Sequence[tuple], done: Callable[[list[Any]], None]) -> bool:
+        """Queue ``records`` on aiosqlite's thread with no future (aiosqlite runs such an item
+        and tells no event loop), busy retries included; ``done(outcomes)`` is called there."""
+        aconn = self._conn
+        tx = getattr(aconn, "_tx", None) if aconn is not None else None
+        if tx is None or not getattr(aconn, "_running", False):
+            return False
+
+        def run() -> None:
+            try:
+                outcomes = retry_sync(lambda: self._transaction(aconn, records, None))
+            except BaseException as exc:  # noqa: BLE001 - the caller gets it, nothing is lost
+                outcomes = [exc] * len(records)
+            done(outcomes)
+
+        tx.put_nowait((None, run))
+        return True
 
     def _transaction(self, aconn: aiosqlite.Connection, records: Sequence[tuple], on_commit) -> list[Any]:
         conn = aconn._conn  # on aiosqlite's own thread: the one place this connection is used
