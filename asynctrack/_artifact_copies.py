@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from .writer import block_termination_signals
+
 _logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -28,7 +30,11 @@ def submit(run_id: str, fn: Callable[[], None]) -> Future:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(_workers(), thread_name_prefix="asynctrack-artifacts")
+            _pool = ThreadPoolExecutor(
+                _workers(),
+                thread_name_prefix="asynctrack-artifacts",
+                initializer=block_termination_signals,
+            )
         future = _pool.submit(fn)
         _pending.setdefault(run_id, set()).add(future)
     future.add_done_callback(lambda f: _done(run_id, f))

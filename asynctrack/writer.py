@@ -19,6 +19,7 @@ import collections
 import itertools
 import logging
 import os
+import signal
 import threading
 import weakref
 from collections.abc import Callable
@@ -221,6 +222,7 @@ class Writer:
             self._thread = thread
 
     def _run(self, ready: threading.Event) -> None:
+        block_termination_signals()  # aiosqlite's thread, started from here, inherits the mask
         anyio.run(self._main, ready, backend="asyncio")
 
     async def _main(self, ready: threading.Event) -> None:
@@ -346,6 +348,16 @@ class Writer:
         reset = getattr(self.store, "reset_after_fork", None)
         if reset is not None:
             reset()
+
+
+def block_termination_signals() -> None:
+    """Keep SIGTERM and SIGINT away from a background thread. The kernel hands a process-directed
+    signal to any thread that does not block it, and Python runs its handler only once the main
+    thread executes bytecode: a main thread blocked in a lock (a Pool worker waiting for a task)
+    would then never see it, and Pool.terminate() would hang."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is not None:
+        mask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 
 
 def _as_mlflow_error(exc: BaseException) -> MlflowException:

@@ -115,3 +115,42 @@ def test_kill_9_keeps_every_flushed_point_and_the_run_resumable(tmp_path, fluent
         fluent.log_metric("m", -1.0, step=stored)
     run = fluent.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.metrics["m"] == -1.0
+
+
+def _start_writer_in_worker(uri):
+    import asynctrack as mlflow
+
+    client = mlflow.MlflowClient(uri)
+    run_id = client.create_run("0").info.run_id
+    client.log_metric(run_id, "m", 1.0)  # the writer and aiosqlite threads are running now
+    return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_pool_terminate_is_not_held_up_by_idle_workers(tmp_path):
+    """Pool workers keep SIGTERM's default action (no drain handler), and asynctrack's threads
+    block it: an idle worker waiting for a task dies at once when the pool terminates."""
+    import multiprocessing
+    import time
+
+    uri = f"sqlite:///{tmp_path}/pool.db"
+    for _ in range(3):
+        pool = multiprocessing.get_context("spawn").Pool(4)
+        assert all(pool.map(_start_writer_in_worker, [uri] * 4, chunksize=1))
+        started = time.monotonic()
+        pool.terminate()
+        pool.join()
+        assert time.monotonic() - started < 10
+
+
+def test_a_fork_child_gets_the_default_sigterm_back(tmp_path):
+    script = textwrap.dedent("""
+        import os, signal
+        import asynctrack
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # installed here
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else 1)
+        assert os.waitpid(pid, 0)[1] == 0
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

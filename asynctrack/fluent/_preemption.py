@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 
 from ..writer import flush_all
@@ -30,12 +31,24 @@ def _on_sigterm(signum: int, frame) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _is_multiprocessing_child() -> bool:
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and mp.parent_process() is not None
+
+
 def install() -> bool:
-    """Handle SIGTERM if nobody else does; True when installed."""
+    """Handle SIGTERM if nobody else does; True when installed.
+
+    Not in multiprocessing children: there SIGTERM is how Pool.terminate() ends idle workers,
+    which must die at once (their runs end with their tasks), and a handler waiting for a main
+    thread blocked on the task queue would make terminate() hang. A fork child gives the
+    inherited handler back (``_after_fork_in_child``)."""
     if os.environ.get("ASYNCTRACK_HANDLE_SIGTERM", "true").strip().lower() in ("false", "0", "no"):
         return False
     if threading.current_thread() is not threading.main_thread():
         return False  # signal handlers can only be set from the main thread
+    if _is_multiprocessing_child():
+        return False
     try:
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return False
@@ -43,3 +56,14 @@ def install() -> bool:
     except (ValueError, OSError, AttributeError):
         return False
     return True
+
+
+def _after_fork_in_child() -> None:
+    try:
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError):
+        pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
