@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _artifact_copies
 from ._media import dicts, figures, images, tables
+from ._search import SEARCH_MAX_RESULTS_THRESHOLD
 from .entities import FileInfo
 from .exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, MlflowException
 from .run_operations import RunOperations, get_combined_run_operations
@@ -216,18 +217,20 @@ def load_table(client, experiment_id, artifact_file, run_ids, extra_columns) -> 
     tables.check_artifact_file(artifact_file, logging=False)
     pd = tables.pandas()
     tables.check_engine(artifact_file)
-    store = client._read()
-    rows = [
-        run_id
-        for run_id, tag in tables.runs_with_tag(store, experiment_id, run_ids)
-        if tables.lists_table(tag, artifact_file)
+    wanted = set(run_ids) if run_ids else None
+    runs = [
+        run
+        for run in _runs_with_logged_artifacts(client, experiment_id)
+        if (wanted is None or run.info.run_id in wanted)
+        and tables.lists_table(run.data.tags.get(tables.LOGGED_ARTIFACTS_TAG), artifact_file)
     ]
-    if not rows:
+    if not runs:
         raise MlflowException(
             "No runs found with the corresponding table artifact.", RESOURCE_DOES_NOT_EXIST
         )
     frames = []
-    for run_id in rows:
+    for run in runs:
+        run_id = run.info.run_id
         repository = repo(client, run_id)
         directory = posixpath.dirname(posixpath.normpath(artifact_file)) or None
         files = [f.path for f in repository.list_artifacts(directory) if not f.is_dir]
@@ -239,12 +242,29 @@ def load_table(client, experiment_id, artifact_file, run_ids, extra_columns) -> 
         with tempfile.TemporaryDirectory() as tmp:
             frame = tables.read(repository.download_artifacts(artifact_file, tmp))
         if extra_columns is not None:
-            columns = tables.run_columns(client.get_run(run_id))
+            columns = tables.run_columns(run)
             for column in extra_columns:
                 target = f"{column}_" if column in frame else column
                 frame[target] = columns.get(column)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def _runs_with_logged_artifacts(client, experiment_id: str):
+    """The experiment's active runs that carry the loggedArtifacts tag, in search_runs' default
+    order (newest first), every page of them."""
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            f"tags.`{tables.LOGGED_ARTIFACTS_TAG}` LIKE '%'",
+            max_results=SEARCH_MAX_RESULTS_THRESHOLD,
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -137,27 +137,24 @@ class Writer:
         direct = self._direct
         if not direct.acquire(blocking=False):
             return False, None
+        waiter = _Waiter()
+
+        def done(outcomes: list) -> None:
+            waiter.resolve(outcomes[0])
+            direct.release()
+
         try:
             if self._queue or self._busy:
-                direct.release()
-                return False, None
-            records, bad = decode_many([payload])
-            if bad:
-                direct.release()
-                return True, bad[0]
-            waiter = _Waiter()
-
-            def done(outcomes: list) -> None:
-                waiter.resolve(outcomes[0])
-                direct.release()
-
-            if not self.store.apply_direct(records, done):
-                direct.release()
-                return False, None
+                handed, error = False, None
+            else:
+                records, bad = decode_many([payload])
+                handed, error = (True, bad[0]) if bad else (self.store.apply_direct(records, done), None)
         except BaseException:
-            if direct.locked():
-                direct.release()
+            direct.release()
             raise
+        if not handed or error is not None:
+            direct.release()
+            return handed, error
         outcome = waiter.wait()
         if isinstance(outcome, BaseException) and not isinstance(outcome, MlflowException):
             outcome = _as_mlflow_error(outcome)

@@ -122,25 +122,6 @@ def lists_table(tag_value: str | None, artifact_file: str) -> bool:
     return {"path": artifact_file, "type": "table"} in entries
 
 
-def runs_with_tag(store: Any, experiment_id: str, run_ids: list[str] | None) -> list[tuple]:
-    """(run_id, tag value) of the experiment's active runs carrying the loggedArtifacts tag, in
-    search_runs' default order (newest first). Stays a direct read until the store has search."""
-
-    def query(conn):
-        sql = (
-            "SELECT r.run_uuid, t.value FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-            "WHERE r.experiment_id = ? AND r.lifecycle_stage = 'active' AND t.key = ?"
-        )
-        args: list[Any] = [int(experiment_id), LOGGED_ARTIFACTS_TAG]
-        if run_ids:
-            sql += f" AND r.run_uuid IN ({', '.join('?' * len(run_ids))})"
-            args.extend(run_ids)
-        sql += " ORDER BY r.start_time DESC, r.run_uuid ASC"
-        return conn.execute(sql, args).fetchall()
-
-    return store._read(query)
-
-
 def run_columns(run: Any) -> dict[str, Any]:
     """A run as a row of MLflow's search_runs DataFrame (for load_table's extra_columns)."""
     info = run.info

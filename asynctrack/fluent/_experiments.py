@@ -21,6 +21,14 @@ _active_experiment_id: str | None = None
 _experiment_lock = threading.Lock()
 
 
+def _refuse_trace_location(trace_location: Any) -> None:
+    if trace_location is not None:
+        raise MlflowException(
+            "trace_location (Unity Catalog trace destinations) is not supported by asynctrack.",
+            INVALID_PARAMETER_VALUE,
+        )
+
+
 def _create_or_get(name: str) -> str:
     """The id of experiment ``name``, created if missing, whoever wins a race to create it."""
     c = client()
@@ -46,11 +54,7 @@ def set_experiment(
             "Must specify exactly one of: `experiment_id` or `experiment_name`.",
             INVALID_PARAMETER_VALUE,
         )
-    if trace_location is not None:
-        raise MlflowException(
-            "trace_location (Unity Catalog trace destinations) is not supported by asynctrack.",
-            INVALID_PARAMETER_VALUE,
-        )
+    _refuse_trace_location(trace_location)
     c = client()
     with _experiment_lock:
         if experiment_id is None:
@@ -114,11 +118,7 @@ def create_experiment(
     trace_location: Any = None,
 ) -> str:
     """Create an experiment; its id."""
-    if trace_location is not None:
-        raise MlflowException(
-            "trace_location (Unity Catalog trace destinations) is not supported by asynctrack.",
-            INVALID_PARAMETER_VALUE,
-        )
+    _refuse_trace_location(trace_location)
     return client().create_experiment(name, artifact_location, tags)
 
 

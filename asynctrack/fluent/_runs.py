@@ -281,11 +281,6 @@ def restore_run(run_id: str) -> None:
     client().restore_run(run_id)
 
 
-def _end_runs_at_exit() -> None:
-    """Every run still active in any thread ends FINISHED, innermost first, as end_run ends it."""
-    end_all_runs(FINISHED)
-
-
 def end_all_runs(status: str) -> None:
     """End every active run of every thread with ``status``, innermost first."""
     main = threading.main_thread().ident
@@ -300,4 +295,5 @@ def end_all_runs(status: str) -> None:
                 _logger.error("asynctrack: could not end run %s at exit: %s", run._run_id, exc)
 
 
-before_shutdown(_end_runs_at_exit)
+# At exit, every run still active in any thread ends FINISHED, as end_run would end it.
+before_shutdown(lambda: end_all_runs(FINISHED))
