@@ -190,6 +190,17 @@ class MlflowClient:
         status = status or RunStatus.to_string(RunStatus.FINISHED)
         self._write(events.UPDATE_RUN, run_id, validate_run_status(status), end_time, None)
 
+    def _end_run_or_keep(self, run_id: str, status: str) -> None:
+        """set_terminated for the exit and preemption paths: when the store is down, the status
+        is kept with the asynchronous records (and spooled with them) instead of being lost."""
+        end_time = _now_ms()
+        try:
+            self.set_terminated(run_id, status, end_time)
+        except MlflowException as exc:
+            if exc.error_code != "TEMPORARILY_UNAVAILABLE":
+                raise
+            self._writer.submit(events.encode(events.UPDATE_RUN, run_id, validate_run_status(status), end_time, None))
+
     def _resume_run(self, run_id: str, end_time: int | None, run_name: str | None) -> None:
         """RUNNING again, keeping the end time (MLflow's update_run_info on resumption)."""
         self._write(events.UPDATE_RUN, run_id, "RUNNING", end_time, run_name or None)

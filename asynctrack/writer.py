@@ -21,15 +21,17 @@ import logging
 import os
 import signal
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
+from ._spool import Spool
 from .events import decode_many
-from .exceptions import INTERNAL_ERROR, MlflowException
-from .store import Store
+from .exceptions import INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE, MlflowException
+from .store import Store, StoreUnavailable
 
 _logger = logging.getLogger("asynctrack")
 
@@ -40,6 +42,13 @@ MAX_BATCH = 50_000  # records per transaction
 BIG_PAYLOAD = 1024  # bytes; larger records are accounted by size too
 MAX_BIG_BYTES = 64 * 1024 * 1024
 MAX_KEPT_ERRORS = 100_000
+# When the store fails: a batch is retried for STORE_RETRY_S before synchronous callers are told
+# and asynchronous records are held; held records are retried every RETRY_MAX_DELAY_S at most,
+# spilled to a spool file past HOLD_MAX records, and spooled at exit after EXIT_TIMEOUT_S.
+STORE_RETRY_S = float(os.environ.get("ASYNCTRACK_STORE_RETRY", "2"))
+RETRY_MAX_DELAY_S = 5.0
+HOLD_MAX = MAX_QUEUE
+EXIT_TIMEOUT_S = float(os.environ.get("ASYNCTRACK_EXIT_TIMEOUT", "10"))
 
 
 class _Waiter:
@@ -87,6 +96,14 @@ class Writer:
         self._room = threading.Condition()
         self._big_bytes = 0
         self._room_waiters = 0
+        # The store's outage, if any: asynchronous records not stored yet, oldest first (those
+        # in ``_spill`` are older than those in ``_held``), and when to try again.
+        self._outage: str | None = None
+        self._held: list[tuple[bytes, int]] = []
+        self._spill: Spool | None = None
+        self._retry_delay = 0.0
+        self._retry_at = 0.0
+        self._inflight: list = []  # what the store is applying now (spooled if exit cannot wait)
 
     # -- producers ------------------------------------------------------------------------------
     def submit(self, payload: bytes) -> int:
@@ -111,7 +128,7 @@ class Writer:
         """Queue one record and wait for its commit; returns its result or raises its error."""
         if len(payload) > BIG_PAYLOAD:
             self._reserve(len(payload))
-        elif self._loop is not None and not self._queue and not self._busy:
+        elif self._loop is not None and not self._queue and not self._busy and self._outage is None:
             done, outcome = self._apply_direct(payload)
             if done:
                 if isinstance(outcome, BaseException):
@@ -156,9 +173,21 @@ class Writer:
             direct.release()
             return handed, error
         outcome = waiter.wait()
+        if isinstance(outcome, StoreUnavailable):
+            return False, None  # the queue's way retries it, and tells the caller if it must
         if isinstance(outcome, BaseException) and not isinstance(outcome, MlflowException):
             outcome = _as_mlflow_error(outcome)
         return True, outcome
+
+    def submit_wait_many(self, payloads: list[bytes]) -> list[Any]:
+        """Queue records as one synchronous group; their outcomes (None, a result, or the
+        exception each failed with), in order. What ``asynctrack replay`` stores a spool with."""
+        waiters = [_Waiter() for _ in payloads]
+        self._queue.extend(zip(payloads, waiters))
+        self._idle = False
+        self._urgent = True
+        self._wake()
+        return [w.wait() for w in waiters]
 
     def flush(self) -> None:
         """Return once everything queued before this call is committed (or has failed)."""
@@ -238,8 +267,9 @@ class Writer:
     async def _serve(self) -> None:
         queue, wake = self._queue, self._wake_event
         assert wake is not None
+        loop = asyncio.get_running_loop()
         while True:
-            if not queue:
+            if not queue and self._outage is None:
                 if self._stopping:
                     return
                 self._idle = True
@@ -248,7 +278,23 @@ class Writer:
                 wake.clear()
                 self._idle = False
                 continue
-            if not self._urgent and not self._stopping and len(queue) < HIGH_WATER:
+            if self._outage is not None:
+                if self._stopping:
+                    await self._drain_once()
+                    if not queue:
+                        await self._end_outage_at_exit(loop)
+                        return
+                    continue
+                # The store is down: try again when the backoff says, or at once for a
+                # synchronous caller, a flush or a filling queue.
+                delay = self._retry_at - loop.time()
+                if not self._urgent and delay > 0:
+                    with anyio.move_on_after(delay):
+                        await wake.wait()
+                    wake.clear()
+                    if not self._urgent and not self._stopping and loop.time() < self._retry_at:
+                        continue
+            elif not self._urgent and not self._stopping and len(queue) < HIGH_WATER:
                 with anyio.move_on_after(self.flush_interval):
                     await wake.wait()
                 wake.clear()
@@ -277,18 +323,35 @@ class Writer:
             self._busy = False
 
     async def _commit(self, taken: list) -> None:
-        payloads, tickets, markers = [], [], []
-        for payload, ticket in taken:
-            if payload is None:
-                markers.append(ticket)
+        pairs, markers = [], []
+        for item in taken:
+            if item[0] is None:
+                markers.append(item[1])
             else:
-                payloads.append(payload)
-                tickets.append(ticket)
-        records, bad = decode_many(payloads)
+                pairs.append(item)
+        if self._outage is not None:
+            await self._retry_held(pairs)
+        elif pairs:
+            failure, pairs = await self._store(pairs)
+            if failure is not None:
+                failure, pairs = await self._retry_briefly(pairs, failure)
+            if failure is not None:
+                self._hold(pairs, failure)
+        for marker in markers:
+            marker.resolve(None)
+
+    async def _store(self, pairs: list) -> tuple[StoreUnavailable | None, list]:
+        """Decode and apply ``pairs`` ((payload, ticket) each) as one transaction and settle
+        their callers; or, when the store cannot take them, settle nobody and return the
+        failure with the pairs (undecodable ones fail alone and are left out)."""
+        records, bad = decode_many([p for p, _ in pairs])
         if bad:  # a record that does not decode fails alone
             for i in bad:
-                self._settle(tickets[i], bad[i])
-            tickets = [t for i, t in enumerate(tickets) if i not in bad]
+                self._settle(pairs[i][1], bad[i])
+            pairs = [pair for i, pair in enumerate(pairs) if i not in bad]
+        if not records:
+            return None, pairs
+        tickets = [t for _, t in pairs]
         settled = False
 
         def settle_all(outcomes: list) -> None:
@@ -300,17 +363,157 @@ class Writer:
             for ticket, outcome in zip(tickets, outcomes):
                 if outcome is not None or type(ticket) is not int:
                     settle(ticket, outcome)
-            for marker in markers:
-                marker.resolve(None)
 
-        if records:
-            try:
-                await self.store.apply(records, settle_all)
-            except Exception as exc:  # noqa: BLE001 - the whole batch failed: tell every caller
-                if not settled:
-                    settle_all([_as_mlflow_error(exc)] * len(records))
+        self._inflight = pairs
+        try:
+            await self.store.apply(records, settle_all)
+        except StoreUnavailable as exc:
+            if not settled:
+                return exc, pairs
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed: tell every caller
+            if not settled:
+                settle_all([_as_mlflow_error(exc)] * len(records))
+        finally:
+            self._inflight = []
         if not settled:
             settle_all([])
+        return None, pairs
+
+    async def _retry_briefly(self, pairs: list, failure: StoreUnavailable) -> tuple[StoreUnavailable | None, list]:
+        """A store failure that goes away within STORE_RETRY_S (an I/O hiccup, a lock) costs a
+        short wait and nothing else."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + (min(STORE_RETRY_S, 0.5) if self._stopping else STORE_RETRY_S)
+        delay = 0.01
+        while failure is not None and loop.time() < give_up:
+            await anyio.sleep(min(delay, max(0.0, give_up - loop.time())))
+            delay *= 2
+            failure, pairs = await self._store(pairs)
+        return failure, pairs
+
+    def _hold(self, pairs: list, failure: StoreUnavailable) -> None:
+        """The store is down: synchronous callers get a clear error now; asynchronous records
+        are kept (in memory, then in the spool) and retried with backoff."""
+        error = MlflowException(
+            f"asynctrack could not store this in {self.store.uri}: {failure}. Nothing of this "
+            "call was stored. Asynchronous logging is kept and retried, and spooled to disk if "
+            "the store does not come back before the process ends.",
+            TEMPORARILY_UNAVAILABLE,
+        )
+        kept = []
+        for pair in pairs:
+            if type(pair[1]) is int:
+                kept.append(pair)
+            else:
+                pair[1].resolve(error)
+        if not kept and self._outage is None:
+            return  # only synchronous callers were waiting, and they are told
+        if self._outage is None:
+            _logger.warning(
+                "asynctrack: cannot write to %s (%s); keeping asynchronous logging and retrying.",
+                self.store.uri,
+                failure,
+            )
+            self._retry_delay = 0.05
+        else:
+            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_DELAY_S)
+        self._outage = str(failure)
+        self._held.extend(kept)
+        self._retry_at = asyncio.get_running_loop().time() + self._retry_delay
+        if len(self._held) > HOLD_MAX:
+            self._spill_held()
+
+    async def _retry_held(self, new_pairs: list) -> None:
+        """In an outage: the spill first, then the held records, then the new ones, in order."""
+        candidates = self._held + new_pairs
+        self._held = []
+        if self._spill is not None:
+            failure = await self._replay_spill()
+            if failure is not None:
+                self._hold(candidates, failure)
+                return
+        stored = 0
+        for i in range(0, len(candidates), MAX_BATCH):
+            failure, rest = await self._store(candidates[i : i + MAX_BATCH])
+            if failure is not None:
+                self._hold(rest + candidates[i + MAX_BATCH :], failure)
+                return
+            stored += len(rest)
+        if stored:
+            _logger.warning(
+                "asynctrack: %s can be written again; the %d records kept meanwhile are stored.",
+                self.store.uri,
+                stored,
+            )
+        self._outage = None
+
+    async def _replay_spill(self) -> StoreUnavailable | None:
+        from ._spool import read_spool
+
+        spill = self._spill
+        assert spill is not None and spill.path is not None
+        _, payloads, _ = read_spool(spill.path)
+        chunk: list = []
+        for payload in payloads:
+            chunk.append((payload, 0))
+            if len(chunk) == MAX_BATCH:
+                failure, _ = await self._store(chunk)
+                if failure is not None:
+                    payloads.close()
+                    return failure
+                chunk = []
+        if chunk:
+            failure, _ = await self._store(chunk)
+            if failure is not None:
+                return failure
+        try:
+            os.remove(spill.path)
+        except OSError:
+            pass
+        self._spill = None
+        return None
+
+    def _spill_held(self) -> None:
+        """Too much held in memory: to disk, oldest first, so memory stays bounded."""
+        if self._spill is None:
+            self._spill = Spool(self.store.replay_uri, self._outage or "store unavailable")
+        try:
+            self._spill.append(p for p, _ in self._held)
+        except OSError as exc:
+            _logger.error("asynctrack: cannot write a spool file either (%s); keeping records in memory.", exc)
+            return
+        self._held = []
+
+    async def _end_outage_at_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """At exit in an outage: keep trying for EXIT_TIMEOUT_S, then spool what is left."""
+        deadline = loop.time() + EXIT_TIMEOUT_S
+        self.store.limit_retries(time.monotonic() + EXIT_TIMEOUT_S)
+        while self._outage is not None and loop.time() < deadline:
+            await anyio.sleep(max(0.0, min(self._retry_at, deadline) - loop.time()))
+            await self._retry_held([])
+        if self._outage is None:
+            return
+        self._spill_held()
+        spill = self._spill
+        if spill is not None and spill.path is not None and not self._held:
+            _logger.error(
+                "asynctrack: %s could not be written (%s): %d logged records are saved in %s; "
+                "store them with: asynctrack replay %s --tracking-uri %s",
+                self.store.uri,
+                self._outage,
+                spill.count,
+                spill.path,
+                spill.path,
+                self.store.replay_uri,
+            )
+        else:
+            _logger.error(
+                "asynctrack: %s could not be written (%s) and no spool file could be made: "
+                "%d logged records are lost.",
+                self.store.uri,
+                self._outage,
+                len(self._held),
+            )
 
     def _settle(self, ticket: Any, outcome: Any) -> None:
         if type(ticket) is int:
@@ -324,21 +527,58 @@ class Writer:
 
     # -- shutdown -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Drain the queue, stop the thread and close the write connection."""
+        """Drain the queue, stop the thread and close the write connection. Bounded: a store
+        that cannot be written gets EXIT_TIMEOUT_S, then what is left goes to a spool file."""
         thread, loop = self._thread, self._loop
         if thread is None or loop is None or not thread.is_alive():
             return
         self._stopping = True
         self._urgent = True
+        # A lock that never lets go must not hold exit up: busy retries end with the wait.
+        self.store.limit_retries(time.monotonic() + EXIT_TIMEOUT_S)
         try:
             loop.call_soon_threadsafe(self._wake_event.set)  # type: ignore[union-attr]
         except RuntimeError:
             return
-        thread.join()
+        # A healthy drain takes as long as it takes (the queue is bounded, so not long); only a
+        # writer stuck inside the store for EXIT_TIMEOUT_S and more is given up on.
+        while True:
+            thread.join(EXIT_TIMEOUT_S + 5)
+            if not thread.is_alive():
+                break
+            if self._progress_stalled():
+                self._spool_from_outside()
+                return
         self._thread = None
         self._loop = None
         self._stopping = False
         self._idle = True
+        self.store.limit_retries(None)
+
+    def _progress_stalled(self) -> bool:
+        mark = (len(self._queue), id(self._inflight))
+        stalled = mark == getattr(self, "_last_mark", None)
+        self._last_mark = mark
+        return stalled
+
+    def _spool_from_outside(self) -> None:
+        """The writer thread is stuck in the store: spool a copy of everything asynchronous it
+        has not stored (the batch in flight included; a replay skips what did get stored)."""
+        pending = [p for p, t in [*self._inflight, *self._held, *list(self._queue)] if p is not None and type(t) is int]
+        if not pending:
+            return
+        spool = Spool(self.store.replay_uri, "the store did not answer at exit")
+        try:
+            spool.append(pending)
+        except OSError as exc:
+            _logger.error("asynctrack: the store did not answer at exit, and no spool file could be "
+                          "made (%s): %d logged records are lost.", exc, len(pending))
+            return
+        _logger.error(
+            "asynctrack: %s did not answer at exit: %d logged records are saved in %s; store them "
+            "with: asynctrack replay %s --tracking-uri %s",
+            self.store.uri, spool.count, spool.path, spool.path, self.store.replay_uri,
+        )
 
     def _after_fork_in_child(self) -> None:
         self._reset()
@@ -385,6 +625,13 @@ def flush_all() -> None:
         writer.flush()
 
 
+def close_all() -> None:
+    """Drain and stop every writer of this process: a flush that also spools what a store
+    that is down could not take (the process is about to end)."""
+    for writer in list(_all_writers):
+        writer.close()
+
+
 _before_shutdown: list[Callable[[], None]] = []
 
 
@@ -401,8 +648,7 @@ def _shutdown() -> None:
             callback()
         except Exception as exc:  # noqa: BLE001 - exit goes on; the writers must still drain
             _logger.error("asynctrack: at exit: %s", exc)
-    for writer in list(_all_writers):
-        writer.close()
+    close_all()
 
 
 def _register_shutdown() -> None:

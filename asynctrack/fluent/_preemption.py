@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-from ..writer import flush_all
+from ..writer import close_all
 from ._runs import KILLED, end_all_runs
 
 _logger = logging.getLogger("asynctrack")
@@ -23,7 +23,7 @@ _logger = logging.getLogger("asynctrack")
 def _on_sigterm(signum: int, frame) -> None:
     try:
         end_all_runs(KILLED)  # each end waits for what its run logged
-        flush_all()  # and whatever was logged outside runs
+        close_all()  # and whatever was logged outside runs (spooled if the store is down)
     except Exception as exc:  # noqa: BLE001 - the process must still end
         _logger.error("asynctrack: on SIGTERM: %s", exc)
     finally:

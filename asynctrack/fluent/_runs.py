@@ -238,7 +238,10 @@ def _terminate(run: ActiveRun, status: str) -> None:
     wait_for_artifacts = getattr(run._client, "_wait_artifact_copies", None)
     if wait_for_artifacts is not None:
         wait_for_artifacts(run._run_id)
-    run._client.set_terminated(run._run_id, status)
+    # A store that is down must neither lose the run's end nor stop the user's script as it
+    # leaves its ``with start_run()``: the status is kept with the asynchronous records.
+    end = getattr(run._client, "_end_run_or_keep", None) or run._client.set_terminated
+    end(run._run_id, status)
 
 
 def active_run() -> ActiveRun | None:

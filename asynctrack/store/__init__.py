@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
-from .base import Store
+from .base import Store, StoreUnavailable
 
 _stores: dict[str, Store] = {}
 _lock = threading.Lock()
@@ -35,4 +35,4 @@ def store_for_uri(uri: str) -> Store:
     return store
 
 
-__all__ = ["Store", "store_for_uri"]
+__all__ = ["Store", "StoreUnavailable", "store_for_uri"]

@@ -16,10 +16,25 @@ from typing import Any
 from ..entities import Experiment, Metric, Run
 
 
+class StoreUnavailable(Exception):
+    """The store cannot take writes right now (file gone, read-only, disk full, I/O error, a lock
+    held past every retry): nothing of the batch was stored, and the same batch can be applied
+    again later. The writer keeps asynchronous records through it instead of failing them."""
+
+
 class Store(abc.ABC):
     """A tracking backend. One instance per process and URI."""
 
     uri: str
+
+    @property
+    def replay_uri(self) -> str:
+        """The URI a spool file records, so that a replay from any directory finds this store."""
+        return self.uri
+
+    def limit_retries(self, until: float | None) -> None:
+        """From now on give up retrying transient errors at ``time.monotonic() == until`` (and
+        raise ``StoreUnavailable``): the writer's bounded wait at exit. None lifts the limit."""
 
     # -- writes -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -30,7 +45,8 @@ class Store(abc.ABC):
     async def apply(
         self, records: Sequence[tuple], on_commit: Callable[[list[Any]], None] | None = None
     ) -> list[Any]:
-        """Apply decoded records in order; one outcome per record.
+        """Apply decoded records in order; one outcome per record, or raise StoreUnavailable
+        with nothing stored.
 
         An outcome is the op's result (the new experiment id for CREATE_EXPERIMENT, else None)
         or the ``MlflowException`` that this record alone failed with: a bad record never keeps

@@ -106,6 +106,28 @@ def is_busy(exc: BaseException) -> bool:
     return "locked" in msg or "busy" in msg
 
 
+# Result codes (the primary byte) that say the file cannot be written now, not that a record is
+# wrong: permission, out of memory, read-only, I/O error, corrupt, full, cannot open, locking
+# protocol, not a database. A batch that meets one is kept and retried whole, never failed.
+_STORE_FAILURE_CODES = frozenset({3, 7, 8, 10, 11, 13, 14, 15, 26})
+_STORE_FAILURE_WORDS = ("readonly", "read-only", "disk i/o", "disk is full", "unable to open",
+                        "not a database", "malformed", "out of memory", "no such table")
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """True when ``exc`` is about the database file (locked, gone, read-only, full, failing),
+    not about the statement: the whole batch must wait and be retried, none of it failed."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    if is_busy(exc):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return (code & 0xFF) in _STORE_FAILURE_CODES or "no such table" in str(exc).lower()
+    msg = str(exc).lower()
+    return any(word in msg for word in _STORE_FAILURE_WORDS)
+
+
 def connect(path: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN ourselves) with the shared pragmas."""
     conn = sqlite3.connect(
@@ -130,9 +152,11 @@ def configure(conn: sqlite3.Connection) -> None:
         retry_sync(lambda p=pragma: conn.execute(p))
 
 
-def backoff_delays() -> Iterator[float]:
-    """Jittered exponential backoff, capped, until the deadline passes."""
+def backoff_delays(until: float | None = None) -> Iterator[float]:
+    """Jittered exponential backoff, capped, until the deadline (or ``until``) passes."""
     deadline = time.monotonic() + RETRY_DEADLINE_S
+    if until is not None:
+        deadline = min(deadline, until)
     delay = 0.002
     while time.monotonic() < deadline:
         yield delay * (0.5 + random.random())

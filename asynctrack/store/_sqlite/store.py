@@ -43,6 +43,13 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._writer = SqliteWriter(self.path, self.artifact_root)
 
+    @property
+    def replay_uri(self) -> str:
+        return "sqlite:///" + self.path  # absolute: "sqlite:////abs/path.db"
+
+    def limit_retries(self, until: float | None) -> None:
+        self._writer.give_up_at = until
+
     # -- writes ---------------------------------------------------------------------------------
     async def open_writer(self) -> None:
         await self._writer.open()

@@ -18,7 +18,9 @@ import asyncio
 import itertools
 import math
 import operator
+import os
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,11 +43,14 @@ from .connection import (
     SQLITE_FORK_GATE,
     backoff_delays,
     is_busy,
+    is_store_failure,
     retry_sync,
     unavailable,
 )
+from ..base import StoreUnavailable
 from .reads import experiment_not_found, run_not_found
-from .schema import artifact_location
+from .schema import _revision as _revision_of
+from .schema import artifact_location, check_revision
 
 RUN_NAME_TAG = "mlflow.runName"
 MAX_FLOAT = 1.7976931348623157e308
@@ -86,6 +91,11 @@ _UPSERT_TAG = (
 _SET_RUN_NAME = "UPDATE runs SET name = ? WHERE run_uuid = ?"
 
 
+def _identity_of(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
 def run_not_active(run_id: str, stage: str) -> MlflowException:
     return MlflowException(
         f"The run {run_id} must be in the 'active' state. Current state is {stage}.",
@@ -101,29 +111,56 @@ def experiment_not_active(experiment_id: Any, stage: str) -> MlflowException:
 
 
 class SqliteWriter:
-    """The write side of the SQLite store: one aiosqlite connection, owned by the writer."""
+    """The write side of the SQLite store: one aiosqlite connection, owned by the writer.
+
+    Whatever keeps the file from being written (it was removed or replaced, turned read-only,
+    its disk filled up, its I/O failed, a lock outlived every retry) surfaces as
+    ``StoreUnavailable`` with the transaction rolled back, so the writer can keep the batch and
+    try again; the connection is then reopened on the path, never on a file that is gone.
+    """
 
     def __init__(self, path: str, artifact_root: str) -> None:
         self._path = path
         self._artifact_root = artifact_root
         self._conn: aiosqlite.Connection | None = None
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we opened
+        self._stale = False  # the file at the path is no longer the one the connection has open
+        self.give_up_at: float | None = None  # see Store.limit_retries
 
     async def open(self) -> None:
-        pending = aiosqlite.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        """Open the existing file (never create one: the store did, and a file that vanished
+        must not come back empty) and check it is still MLflow's at our revision."""
+        uri = f"file:{urllib.parse.quote(self._path)}?mode=rw"
+        pending = aiosqlite.connect(uri, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=True)
         thread = getattr(pending, "_thread", None)
         if thread is not None:
             # The writer closes this connection at exit; should anything keep it from doing so,
             # a daemon thread still lets the interpreter end instead of hanging on it.
             thread.daemon = True
-        conn = await pending
+        try:
+            conn = await pending
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {self._path}: {exc}") from exc
         if not hasattr(conn, "_execute"):
             await conn.close()
             raise MlflowException(
                 f"aiosqlite {aiosqlite.__version__} lacks Connection._execute, which asynctrack "
                 "uses to run a whole batch in one hop; install a supported aiosqlite (>=0.20)."
             )
-        for pragma in PRAGMAS:
-            await self._retry(conn._execute, lambda p=pragma: conn._conn.execute(p))
+        try:
+            for pragma in PRAGMAS:
+                await self._retry(conn._execute, lambda p=pragma: conn._conn.execute(p))
+            revision = await self._retry(conn._execute, lambda: _revision_of(conn._conn))
+            check_revision(revision)
+            self._identity = _identity_of(self._path)
+        except BaseException as exc:
+            await conn.close()
+            if isinstance(exc, sqlite3.Error) and is_store_failure(exc):
+                raise StoreUnavailable(f"cannot use {self._path}: {exc}") from exc
+            if isinstance(exc, (MlflowException, OSError)):
+                raise StoreUnavailable(f"cannot use {self._path}: {exc}") from exc
+            raise
+        self._stale = False
         self._conn = conn
 
     async def close(self) -> None:
@@ -131,10 +168,9 @@ class SqliteWriter:
             conn, self._conn = self._conn, None
             await conn.close()
 
-    @staticmethod
-    async def _retry(run, fn, *args) -> Any:
+    async def _retry(self, run, fn, *args) -> Any:
         last: BaseException | None = None
-        for delay in backoff_delays():
+        for delay in backoff_delays(self.give_up_at):
             try:
                 return await run(fn, *args)
             except sqlite3.OperationalError as exc:
@@ -142,7 +178,7 @@ class SqliteWriter:
                     raise
                 last = exc
                 await asyncio.sleep(delay)
-        raise unavailable(last or RuntimeError("deadline"))
+        raise StoreUnavailable(str(unavailable(last or RuntimeError("deadline"))))
 
     # -- the batch -------------------------------------------------------------------------------
     async def apply(
@@ -151,27 +187,44 @@ class SqliteWriter:
         """Apply ``records`` in one transaction; one outcome (result or MlflowException) each.
 
         ``on_commit(outcomes)`` runs on aiosqlite's thread right after COMMIT, so that callers
-        blocked on this batch wake without waiting for the event loop to hear of it.
+        blocked on this batch wake without waiting for the event loop to hear of it. Raises
+        ``StoreUnavailable`` when the file cannot take the batch; nothing of it is then stored.
         """
+        if self._stale:
+            await self.close()
         if self._conn is None:
             await self.open()
         aconn = self._conn
         assert aconn is not None
         # The sqlite3 connection lives on aiosqlite's thread; the batch runs there in one hop.
-        return await self._retry(aconn._execute, self._transaction, aconn, records, on_commit)
+        try:
+            return await self._retry(aconn._execute, self._transaction, aconn, records, on_commit)
+        except StoreUnavailable:
+            await self.close()
+            raise
+        except sqlite3.Error as exc:
+            if not is_store_failure(exc):
+                raise
+            await self.close()
+            raise StoreUnavailable(f"cannot write {self._path}: {exc}") from exc
 
     def apply_direct(self, records: Sequence[tuple], done: Callable[[list[Any]], None]) -> bool:
         """Queue ``records`` on aiosqlite's thread with no future (aiosqlite runs such an item
-        and tells no event loop), busy retries included; ``done(outcomes)`` is called there."""
+        and tells no event loop), busy retries included; ``done(outcomes)`` is called there.
+        A store failure comes back as one ``StoreUnavailable`` outcome per record."""
         aconn = self._conn
         tx = getattr(aconn, "_tx", None) if aconn is not None else None
-        if tx is None or not getattr(aconn, "_running", False):
+        if tx is None or not getattr(aconn, "_running", False) or self._stale:
             return False
 
         def run() -> None:
             try:
                 outcomes = retry_sync(lambda: self._transaction(aconn, records, None))
             except BaseException as exc:  # noqa: BLE001 - the caller gets it, nothing is lost
+                if isinstance(exc, sqlite3.Error) and is_store_failure(exc):
+                    exc = StoreUnavailable(f"cannot write {self._path}: {exc}")
+                elif isinstance(exc, MlflowException) and exc.error_code == "TEMPORARILY_UNAVAILABLE":
+                    exc = StoreUnavailable(str(exc))
                 outcomes = [exc] * len(records)
             done(outcomes)
 
@@ -189,6 +242,16 @@ class SqliteWriter:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        # A file removed or replaced under an open connection takes writes without a murmur,
+        # into an inode nobody will read again: one stat per transaction (not per record)
+        # catches it, and the batch is then kept as if it had failed (replaying is idempotent).
+        try:
+            same = _identity_of(self._path) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            self._stale = True
+            raise StoreUnavailable(f"the database file {self._path} was removed or replaced")
         if on_commit is not None:
             on_commit(outcomes)
         return outcomes
@@ -219,12 +282,14 @@ class SqliteWriter:
             conn.execute("RELEASE one")
             return exc
         except sqlite3.OperationalError as exc:
-            if is_busy(exc):
-                raise  # the whole batch is retried
+            if is_store_failure(exc):
+                raise  # the whole batch is kept and retried
             conn.execute("ROLLBACK TO one")
             conn.execute("RELEASE one")
             return MlflowException(f"SQLite error: {exc}", INTERNAL_ERROR)
         except sqlite3.Error as exc:
+            if is_store_failure(exc):
+                raise
             conn.execute("ROLLBACK TO one")
             conn.execute("RELEASE one")
             return MlflowException(f"SQLite error: {exc}", INTERNAL_ERROR)
@@ -341,7 +406,7 @@ class SqliteWriter:
             if name_rows:
                 conn.executemany(_SET_RUN_NAME, name_rows)
         except sqlite3.Error as exc:
-            if is_busy(exc):
+            if is_store_failure(exc):
                 raise
             # Something the checks above did not foresee: find the record(s) at fault by
             # applying the accepted ones one at a time.
