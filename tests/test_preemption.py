@@ -154,3 +154,29 @@ def test_a_fork_child_gets_the_default_sigterm_back(tmp_path):
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+ENDING = textwrap.dedent("""
+    import asynctrack as mlflow
+    mlflow.start_run(run_name="job")
+    for i in range(20000):
+        mlflow.log_metric("m", float(i), step=i, synchronous=False)
+    mlflow.log_param("p", "1", synchronous=False)
+    {ending}
+""")
+
+
+@pytest.mark.parametrize(
+    "ending, returncode",
+    [("pass", 0), ("raise ValueError('boom')", 1), ("raise KeyboardInterrupt", -2), ("import sys; sys.exit(3)", 3)],
+    ids=["normal", "exception", "keyboard-interrupt", "sys-exit"],
+)
+def test_every_way_of_ending_stores_everything(tmp_path, ending, returncode):
+    """Normal exit, an uncaught exception, Ctrl-C, sys.exit: all 20,000 queued points and the
+    param are stored, and the run is ended FINISHED, as MLflow 3.18's exit hook ends it (MLflow
+    itself loses queued points on Ctrl-C)."""
+    proc = subprocess.run([sys.executable, "-c", ENDING.format(ending=ending)], cwd=tmp_path,
+                          env=_env(ASYNCTRACK_FLUSH_INTERVAL="0.05"), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == returncode, proc.stderr
+    count, statuses, integrity = _stored(tmp_path)
+    assert (count, statuses, integrity) == (20000, [("FINISHED",)], "ok")
