@@ -315,6 +315,7 @@ class MlflowClient:
     ) -> RunOperations | None:
         if synchronous is None:
             synchronous = not _async_default()
+        params = [Param(p.key, str(p.value)) for p in params]  # MLflow's client stringifies them
         if len(metrics) == 0 and len(params) == 0 and len(tags) == 0:
             return None
         metrics = [

@@ -127,8 +127,104 @@ def test_set_tag_stores_exactly_or_refuses_cleanly(store, key, value):
     assert client.get_run(run_id).data.tags[key] == str(value)
 
 
+metric_entities = st.builds(
+    lambda key, value, timestamp, step: (key, value, timestamp, step),
+    keys, values, timestamps, steps,
+)
+short_values = st.one_of(st.text(max_size=10), numbers, st.none(), st.just("v" * 8001))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    metrics=st.lists(metric_entities, max_size=6),
+    params=st.lists(st.tuples(keys, short_values), max_size=4),
+    tags=st.lists(st.tuples(keys, short_values), max_size=4),
+    synchronous=st.booleans(),
+)
+def test_log_batch_stores_all_of_it_or_none_of_it(store, metrics, params, tags, synchronous):
+    """A batch is validated whole, as MLflow's: one bad element refuses the call and nothing of
+    it is stored, never a partial write; a valid one stores each element exactly."""
+    from asynctrack.entities import Metric, Param, RunTag
+
+    client, _, path = store
+    run_id = client.create_run("0").info.run_id  # a run of its own: counts are this batch's
+    try:
+        entities = (
+            [Metric(k, v, t, s) for k, v, t, s in metrics],
+            [Param(k, v) for k, v in params],
+            [RunTag(k, v) for k, v in tags],
+        )
+    except Exception:  # noqa: BLE001 - entities take anything, as MLflow's do
+        return
+    error = None
+    try:
+        ops = client.log_batch(run_id, *entities, synchronous=synchronous)
+        if ops is not None:
+            ops.wait()
+    except MlflowException as exc:
+        error = exc
+    client.flush()
+    count = {t: _rows(path, f"SELECT count(*) FROM {t} WHERE run_uuid = ?", run_id)[0][0]
+             for t in ("metrics", "params")}
+    user_tags = _rows(path, "SELECT count(*) FROM tags WHERE run_uuid = ? AND key NOT LIKE 'mlflow.%'", run_id)[0][0]
+    event("refused" if error is not None else "stored")
+    if error is not None:
+        assert error.error_code in MLFLOW_CODES, error.error_code
+        assert (count["metrics"], count["params"], user_tags) == (0, 0, 0), "a refused batch stored something"
+        return
+    assert count["params"] == len({k for k, _ in params})
+    assert count["metrics"] <= len(metrics) and (count["metrics"] > 0) == bool(metrics)
+    stored_tags = client.get_run(run_id).data.tags
+    for k, v in dict(tags).items():
+        assert stored_tags[k] == (None if v is None else str(v)[:8000])  # None stays None, as in MLflow
+
+
 def test_the_writer_is_alive_after_the_fuzzing(store):
     client, run_id, path = store
     client.log_metric(run_id, "after-fuzz", 1.0, step=123456, synchronous=False).wait()
     assert [m.step for m in client.get_metric_history(run_id, "after-fuzz")] == [123456]
     assert _rows(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+names = st.one_of(st.text(max_size=12), st.sampled_from(["", " ", "x" * 600, "a/b", "Default"]), st.none(), numbers)
+tag_maps = st.one_of(st.none(), st.dictionaries(keys, short_values, max_size=3))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(name=names, tags=tag_maps, run_name=names, run_tags=tag_maps)
+def test_client_creations_store_exactly_or_refuse_cleanly(store, name, tags, run_name, run_tags):
+    """create_experiment and create_run with names and tags of every type: created with exactly
+    what was given, or refused with an MLflow code and nothing created."""
+    client, _, path = store
+    experiments = _rows(path, "SELECT count(*) FROM experiments")[0][0]
+    try:
+        experiment_id = client.create_experiment(name, tags=tags)
+    except MlflowException as exc:
+        assert exc.error_code in MLFLOW_CODES | {"RESOURCE_ALREADY_EXISTS"}, exc.error_code
+        assert _rows(path, "SELECT count(*) FROM experiments")[0][0] == experiments
+        return
+    experiment = client.get_experiment(experiment_id)
+    assert experiment.name == name
+    assert {k: v for k, v in experiment.tags.items()} == {k: (None if v is None else str(v)) for k, v in (tags or {}).items()}
+    runs = _rows(path, "SELECT count(*) FROM runs")[0][0]
+    try:
+        run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
+    except MlflowException as exc:
+        assert exc.error_code in MLFLOW_CODES, exc.error_code
+        assert _rows(path, "SELECT count(*) FROM runs")[0][0] == runs
+        return
+    stored = client.get_run(run.info.run_id)
+    for k, v in (run_tags or {}).items():
+        if not k.startswith("mlflow."):  # as MLflow's: a number is kept as SQLite's TEXT casts it
+            want = None if v is None else v[:8000] if isinstance(v, str) else _as_sqlite_text(v)
+            assert stored.data.tags[k] == want
+
+
+def _as_sqlite_text(value):
+    con = sqlite3.connect(":memory:")
+    try:
+        return con.execute("SELECT CAST(? AS TEXT)", (value,)).fetchone()[0]
+    finally:
+        con.close()
