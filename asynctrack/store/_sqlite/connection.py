@@ -128,13 +128,17 @@ def is_store_failure(exc: BaseException) -> bool:
     return any(word in msg for word in _STORE_FAILURE_WORDS)
 
 
-def connect(path: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    """A connection in autocommit mode (we issue BEGIN ourselves) with the shared pragmas."""
+def connect(path: str, *, check_same_thread: bool = True, create: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN ourselves) with the shared pragmas.
+    Only schema creation makes a new file: a reader must never leave an empty database where
+    one was removed (a restore would then meet a stranger)."""
+    target = path if create else f"file:{urllib.parse.quote(path)}?mode=rw"
     conn = sqlite3.connect(
-        path,
+        target,
         timeout=BUSY_TIMEOUT_S,
         isolation_level=None,
         check_same_thread=check_same_thread,
+        uri=not create,
     )
     configure(conn)
     return conn

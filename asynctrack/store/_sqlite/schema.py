@@ -62,7 +62,7 @@ def check_revision(revision: str | None) -> None:
 
 def ensure_schema(path: str, artifact_root: str) -> None:
     """Make ``path`` a tracking database at MLflow 3.18's revision, or refuse it."""
-    conn = connect(path)
+    conn = connect(path, create=True)
     try:
         revision = retry_sync(lambda: _revision(conn))
         if revision is None:
