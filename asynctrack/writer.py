@@ -93,6 +93,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._direct = threading.Lock()  # held while a record goes the direct way
+        self._direct_owner: int | None = None  # the thread that holds it
         self._room = threading.Condition()
         self._big_bytes = 0
         self._room_waiters = 0
@@ -145,19 +146,21 @@ class Writer:
         return outcome
 
     def _apply_direct(self, payload: bytes) -> tuple[bool, Any]:
-        """A synchronous record while the writer is idle: handed straight to the store's write
-        thread (one thread hop fewer than through the event loop), if the store can take it.
+        """A synchronous record while the writer is idle: applied by the store without the
+        event loop (SQLite applies it in this very thread: no thread hop at all), if it can.
 
         Order holds: nothing is queued or in flight, so everything this thread logged before is
-        committed, and whatever comes next reaches the write thread after this record. One
-        direct record at a time; the others take the queue. Returns (handled, outcome)."""
+        committed, and whatever comes next is queued after this record. One direct record at a
+        time; the others take the queue. Returns (handled, outcome)."""
         direct = self._direct
         if not direct.acquire(blocking=False):
             return False, None
+        self._direct_owner = threading.get_ident()
         waiter = _Waiter()
 
         def done(outcomes: list) -> None:
             waiter.resolve(outcomes[0])
+            self._direct_owner = None
             direct.release()
 
         try:
@@ -167,12 +170,17 @@ class Writer:
                 records, bad = decode_many([payload])
                 handed, error = (True, bad[0]) if bad else (self.store.apply_direct(records, done), None)
         except BaseException:
-            direct.release()
+            if self._direct_owner is not None:
+                self._direct_owner = None
+                direct.release()
             raise
         if not handed or error is not None:
+            self._direct_owner = None
             direct.release()
             return handed, error
         outcome = waiter.wait()
+        if _deferred_signals and threading.current_thread() is threading.main_thread():
+            signal.raise_signal(_deferred_signals.pop(0))  # now that the transaction is over
         if isinstance(outcome, StoreUnavailable):
             return False, None  # the queue's way retries it, and tells the caller if it must
         if isinstance(outcome, BaseException) and not isinstance(outcome, MlflowException):
@@ -295,9 +303,14 @@ class Writer:
                     if not self._urgent and not self._stopping and loop.time() < self._retry_at:
                         continue
             elif not self._urgent and not self._stopping and len(queue) < HIGH_WATER:
-                with anyio.move_on_after(self.flush_interval):
-                    await wake.wait()
+                # A wake left over from before (the one that started this thread) must not cut
+                # the batch short: clear it, then look at _urgent again (a caller sets _urgent
+                # before it schedules its wake, which then lands after this clear).
                 wake.clear()
+                if not self._urgent:
+                    with anyio.move_on_after(self.flush_interval):
+                        await wake.wait()
+                    wake.clear()
             self._urgent = False
             await self._drain_once()
 
@@ -585,6 +598,20 @@ class Writer:
         reset = getattr(self.store, "reset_after_fork", None)
         if reset is not None:
             reset()
+
+
+_deferred_signals: list[int] = []
+
+
+def defer_signal_inside_direct_write(signum: int) -> bool:
+    """For a signal handler that writes (SIGTERM ends the runs): True, and the signal is raised
+    again once the write is over, when it interrupted this thread inside a direct write. The
+    handler's own writes would otherwise wait on the very transaction they interrupted."""
+    me = threading.get_ident()
+    if any(w._direct_owner == me for w in list(_all_writers)):
+        _deferred_signals.append(signum)
+        return True
+    return False
 
 
 def block_termination_signals() -> None:

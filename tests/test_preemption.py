@@ -180,3 +180,39 @@ def test_every_way_of_ending_stores_everything(tmp_path, ending, returncode):
     assert proc.returncode == returncode, proc.stderr
     count, statuses, integrity = _stored(tmp_path)
     assert (count, statuses, integrity) == (20000, [("FINISHED",)], "ok")
+
+
+SYNC_LOOP = textwrap.dedent("""
+    import asynctrack as mlflow
+    mlflow.start_run(run_name="job")
+    mlflow.log_metric("m", 0.0, step=0)
+    print("ready", flush=True)
+    i = 1
+    while True:
+        mlflow.log_metric("m", float(i), step=i)  # synchronous: most of the time inside SQLite
+        i += 1
+""")
+
+
+@pytest.mark.parametrize("attempt", range(4))
+def test_sigterm_during_a_synchronous_write_ends_promptly(tmp_path, attempt):
+    """SIGTERM lands while the main thread is inside a synchronous write's transaction: the
+    handler waits for that write instead of deadlocking on it; the run ends KILLED with an
+    unbroken prefix of steps stored."""
+    proc = subprocess.Popen([sys.executable, "-c", SYNC_LOOP], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    import time
+
+    time.sleep(0.3 + 0.1 * attempt)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGTERM, err
+    count, statuses, integrity = _stored(tmp_path)
+    con = sqlite3.connect(tmp_path / "mlflow.db")
+    try:
+        steps = [s for (s,) in con.execute("SELECT step FROM metrics ORDER BY step")]
+    finally:
+        con.close()
+    assert steps == list(range(len(steps))) and len(steps) > 1
+    assert (statuses, integrity) == ([("KILLED",)], "ok")

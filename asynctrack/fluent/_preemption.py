@@ -14,13 +14,15 @@ import signal
 import sys
 import threading
 
-from ..writer import close_all
+from ..writer import close_all, defer_signal_inside_direct_write
 from ._runs import KILLED, end_all_runs
 
 _logger = logging.getLogger("asynctrack")
 
 
 def _on_sigterm(signum: int, frame) -> None:
+    if defer_signal_inside_direct_write(signum):
+        return  # raised again as soon as the interrupted write is committed
     try:
         end_all_runs(KILLED)  # each end waits for what its run logged
         close_all()  # and whatever was logged outside runs (spooled if the store is down)

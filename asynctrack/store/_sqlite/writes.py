@@ -20,6 +20,7 @@ import math
 import operator
 import os
 import sqlite3
+import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,6 +43,7 @@ from .connection import (
     PRAGMAS,
     SQLITE_FORK_GATE,
     backoff_delays,
+    connect,
     is_busy,
     is_store_failure,
     retry_sync,
@@ -126,6 +128,10 @@ class SqliteWriter:
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we opened
         self._stale = False  # the file at the path is no longer the one the connection has open
         self.give_up_at: float | None = None  # see Store.limit_retries
+        # apply_direct's connections, one per calling thread; a reopen bumps the generation so
+        # that none of them goes on writing to a file that was replaced.
+        self._inline = threading.local()
+        self._generation = 0
 
     async def open(self) -> None:
         """Open the existing file (never create one: the store did, and a file that vanished
@@ -161,9 +167,13 @@ class SqliteWriter:
                 raise StoreUnavailable(f"cannot use {self._path}: {exc}") from exc
             raise
         self._stale = False
+        self._generation += 1
         self._conn = conn
 
     async def close(self) -> None:
+        # No direct writes until the next open, whose new generation makes each thread close
+        # its own direct connection (never closed from here: its thread may be inside it).
+        self._identity = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
@@ -209,30 +219,45 @@ class SqliteWriter:
             raise StoreUnavailable(f"cannot write {self._path}: {exc}") from exc
 
     def apply_direct(self, records: Sequence[tuple], done: Callable[[list[Any]], None]) -> bool:
-        """Queue ``records`` on aiosqlite's thread with no future (aiosqlite runs such an item
-        and tells no event loop), busy retries included; ``done(outcomes)`` is called there.
-        A store failure comes back as one ``StoreUnavailable`` outcome per record."""
-        aconn = self._conn
-        tx = getattr(aconn, "_tx", None) if aconn is not None else None
-        if tx is None or not getattr(aconn, "_running", False) or self._stale:
+        """Apply ``records`` right here, in the caller's thread, on a connection of that
+        thread's own, and call ``done(outcomes)`` before returning: a synchronous call while the
+        writer is idle then costs its transaction and no thread hop at all. A store failure
+        comes back as one ``StoreUnavailable`` outcome per record (the writer then takes its
+        usual way, which retries and tells the caller)."""
+        if self._identity is None or self._stale:
             return False
-
-        def run() -> None:
+        local = self._inline
+        conn = getattr(local, "conn", None)
+        if conn is None or local.generation != self._generation:
+            if conn is not None:
+                conn.close()
             try:
-                outcomes = retry_sync(lambda: self._transaction(aconn, records, None))
-            except BaseException as exc:  # noqa: BLE001 - the caller gets it, nothing is lost
-                if isinstance(exc, sqlite3.Error) and is_store_failure(exc):
-                    exc = StoreUnavailable(f"cannot write {self._path}: {exc}")
-                elif isinstance(exc, MlflowException) and exc.error_code == "TEMPORARILY_UNAVAILABLE":
-                    exc = StoreUnavailable(str(exc))
-                outcomes = [exc] * len(records)
-            done(outcomes)
-
-        tx.put_nowait((None, run))
+                conn = connect(self._path, check_same_thread=False)
+            except sqlite3.Error:
+                return False
+            local.conn, local.generation = conn, self._generation
+        try:
+            outcomes = retry_sync(lambda: self._transaction_on(conn, records))
+        except Exception as exc:  # noqa: BLE001 - the caller gets it (KeyboardInterrupt goes up)
+            if isinstance(exc, sqlite3.Error) and is_store_failure(exc):
+                exc = StoreUnavailable(f"cannot write {self._path}: {exc}")
+            elif isinstance(exc, MlflowException) and exc.error_code == "TEMPORARILY_UNAVAILABLE":
+                exc = StoreUnavailable(str(exc))
+            if isinstance(exc, StoreUnavailable):
+                local.conn = None
+                conn.close()
+            outcomes = [exc] * len(records)
+        done(outcomes)
         return True
 
     def _transaction(self, aconn: aiosqlite.Connection, records: Sequence[tuple], on_commit) -> list[Any]:
-        conn = aconn._conn  # on aiosqlite's own thread: the one place this connection is used
+        # On aiosqlite's own thread: the one place that connection is used.
+        outcomes = self._transaction_on(aconn._conn, records)
+        if on_commit is not None:
+            on_commit(outcomes)
+        return outcomes
+
+    def _transaction_on(self, conn: sqlite3.Connection, records: Sequence[tuple]) -> list[Any]:
         with SQLITE_FORK_GATE:  # no fork() while this thread is inside SQLite (see connection.py)
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -252,8 +277,6 @@ class SqliteWriter:
         if not same:
             self._stale = True
             raise StoreUnavailable(f"the database file {self._path} was removed or replaced")
-        if on_commit is not None:
-            on_commit(outcomes)
         return outcomes
 
     def _apply_all(self, conn: sqlite3.Connection, records: Sequence[tuple]) -> list[Any]:
