@@ -19,7 +19,8 @@ import time
 import pytest
 
 from asynctrack import MlflowClient
-from asynctrack import writer as writer_module
+from asynctrack.writer import _outage as outage_module
+from asynctrack.writer import _writer as writer_module
 from asynctrack._replay import replay_spool
 from asynctrack._spool import Spool, read_spool
 from asynctrack.exceptions import MlflowException
@@ -154,7 +155,7 @@ def test_store_down_then_back_keeps_async_records_and_tells_sync_callers(tmp_pat
     opens: asynchronous logging returns without error and is kept; a synchronous call raises
     TEMPORARILY_UNAVAILABLE and stores nothing; once the store takes writes again, everything
     kept is stored, exactly once."""
-    monkeypatch.setattr(writer_module, "STORE_RETRY_S", 0.2)
+    monkeypatch.setattr(outage_module, "STORE_RETRY_S", 0.2)
     client, run_id, writer = _client(tmp_path)
     for i in range(100):
         client.log_metric(run_id, "m", float(i), step=i, synchronous=False)
@@ -175,11 +176,11 @@ def test_store_down_then_back_keeps_async_records_and_tells_sync_callers(tmp_pat
     client.flush()  # returns: the records are kept, not lost and not waited for forever
     ops[-1].wait()
     assert _count(db) == 100
-    assert writer._outage is not None
+    assert writer._outage.active
 
     monkeypatch.setattr(writes, "PRAGMAS", healthy)
     deadline = time.monotonic() + 30
-    while writer._outage is not None and time.monotonic() < deadline:
+    while writer._outage.active and time.monotonic() < deadline:
         client.flush()
         time.sleep(0.05)
     assert _count(db) == 3100
@@ -195,8 +196,8 @@ def test_store_down_then_back_keeps_async_records_and_tells_sync_callers(tmp_pat
 def test_a_long_outage_spills_to_disk_and_memory_stays_bounded(tmp_path, monkeypatch):
     """Past HOLD_MAX records the held ones go to a spool file; when the store comes back the
     spool is stored first (order kept: the last tag value wins) and removed."""
-    monkeypatch.setattr(writer_module, "STORE_RETRY_S", 0.1)
-    monkeypatch.setattr(writer_module, "HOLD_MAX", 1000)
+    monkeypatch.setattr(outage_module, "STORE_RETRY_S", 0.1)
+    monkeypatch.setattr(outage_module, "HOLD_MAX", 1000)
     monkeypatch.setenv("ASYNCTRACK_SPOOL_DIR", str(tmp_path / "spool"))
     client, run_id, writer = _client(tmp_path)
     healthy = writes.PRAGMAS
@@ -207,14 +208,14 @@ def test_a_long_outage_spills_to_disk_and_memory_stays_bounded(tmp_path, monkeyp
         if i % 1000 == 999:
             client.set_tag(run_id, "phase", str(i), synchronous=False)
             client.flush()
-    assert len(writer._held) <= 1000 + writer_module.MAX_BATCH
+    assert len(writer._outage.held) <= 1000 + writer_module.MAX_BATCH
     assert len(_spools(tmp_path)) == 1
     _, payloads, problems = read_spool(_spools(tmp_path)[0])
     assert len(list(payloads)) >= 4000 and not problems
 
     monkeypatch.setattr(writes, "PRAGMAS", healthy)
     deadline = time.monotonic() + 30
-    while writer._outage is not None and time.monotonic() < deadline:
+    while writer._outage.active and time.monotonic() < deadline:
         client.flush()
         time.sleep(0.05)
     db = tmp_path / "mlflow.db"

@@ -12,7 +12,7 @@ import pytest
 
 from asynctrack import MlflowClient, MlflowException
 from asynctrack import events as ev
-from asynctrack import writer as writer_module
+from asynctrack.writer import _writer as writer_module
 from asynctrack.exceptions import INVALID_PARAMETER_VALUE
 from asynctrack.store.base import Store
 from asynctrack.writer import Writer

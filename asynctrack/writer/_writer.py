@@ -1,20 +1,8 @@
-"""The background writer: one bounded queue, one thread, one anyio event loop per store.
-
-Callers append encoded records to a deque (one C-level append: no lock, no syscall, no thread
-hop) and return. The writer thread sleeps until there is work, lets a batch gather for at most
-``flush_interval`` seconds (less when the queue passes its high-water mark or a synchronous
-caller is waiting), then hands everything queued to the store as one transaction. So the
-asynchronous hot path costs an append, and synchronous callers in many threads share commits.
-
-Waking the writer is the only cross-thread signal, and the hot path sends it at most once per
-idle period: the writer publishes ``_idle`` before it sleeps and re-checks the queue after, and
-a producer checks ``_idle`` after it appends, so one of the two always sees the other.
-"""
+"""The writer of one store: its queue, its thread and event loop, its batches."""
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import collections
 import itertools
 import logging
@@ -28,10 +16,11 @@ from typing import Any
 
 import anyio
 
-from ._spool import Spool
-from .events import decode_many
-from .exceptions import INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE, MlflowException
-from .store import Store, StoreUnavailable
+from ..events import decode_many
+from ..exceptions import INTERNAL_ERROR, MlflowException
+from ..store import Store, StoreUnavailable
+from ._outage import EXIT_TIMEOUT_S, Outage, spool_now
+from ._signals import block_termination_signals
 
 _logger = logging.getLogger("asynctrack")
 
@@ -42,13 +31,6 @@ MAX_BATCH = 50_000  # records per transaction
 BIG_PAYLOAD = 1024  # bytes; larger records are accounted by size too
 MAX_BIG_BYTES = 64 * 1024 * 1024
 MAX_KEPT_ERRORS = 100_000
-# When the store fails: a batch is retried for STORE_RETRY_S before synchronous callers are told
-# and asynchronous records are held; held records are retried every RETRY_MAX_DELAY_S at most,
-# spilled to a spool file past HOLD_MAX records, and spooled at exit after EXIT_TIMEOUT_S.
-STORE_RETRY_S = float(os.environ.get("ASYNCTRACK_STORE_RETRY", "2"))
-RETRY_MAX_DELAY_S = 5.0
-HOLD_MAX = MAX_QUEUE
-EXIT_TIMEOUT_S = float(os.environ.get("ASYNCTRACK_EXIT_TIMEOUT", "10"))
 
 
 class _Waiter:
@@ -77,7 +59,7 @@ class Writer:
         self.store = store
         self.flush_interval = flush_interval
         self._reset()
-        _all_writers.add(self)
+        all_writers.add(self)
 
     def _reset(self) -> None:
         """Fresh state: at construction and in the child of a fork (nothing of the parent's)."""
@@ -97,13 +79,7 @@ class Writer:
         self._room = threading.Condition()
         self._big_bytes = 0
         self._room_waiters = 0
-        # The store's outage, if any: asynchronous records not stored yet, oldest first (those
-        # in ``_spill`` are older than those in ``_held``), and when to try again.
-        self._outage: str | None = None
-        self._held: list[tuple[bytes, int]] = []
-        self._spill: Spool | None = None
-        self._retry_delay = 0.0
-        self._retry_at = 0.0
+        self._outage = Outage(self.store, self._store, MAX_BATCH)  # the store's, if it is down
         self._inflight: list = []  # what the store is applying now (spooled if exit cannot wait)
 
     # -- producers ------------------------------------------------------------------------------
@@ -129,7 +105,7 @@ class Writer:
         """Queue one record and wait for its commit; returns its result or raises its error."""
         if len(payload) > BIG_PAYLOAD:
             self._reserve(len(payload))
-        elif self._loop is not None and not self._queue and not self._busy and self._outage is None:
+        elif self._loop is not None and not self._queue and not self._busy and not self._outage.active:
             done, outcome = self._apply_direct(payload)
             if done:
                 if isinstance(outcome, BaseException):
@@ -179,8 +155,8 @@ class Writer:
             direct.release()
             return handed, error
         outcome = waiter.wait()
-        if _deferred_signals and threading.current_thread() is threading.main_thread():
-            signal.raise_signal(_deferred_signals.pop(0))  # now that the transaction is over
+        if deferred_signals and threading.current_thread() is threading.main_thread():
+            signal.raise_signal(deferred_signals.pop(0))  # now that the transaction is over
         if isinstance(outcome, StoreUnavailable):
             return False, None  # the queue's way retries it, and tells the caller if it must
         if isinstance(outcome, BaseException) and not isinstance(outcome, MlflowException):
@@ -273,11 +249,11 @@ class Writer:
             await self.store.close_writer()
 
     async def _serve(self) -> None:
-        queue, wake = self._queue, self._wake_event
+        queue, wake, outage = self._queue, self._wake_event, self._outage
         assert wake is not None
         loop = asyncio.get_running_loop()
         while True:
-            if not queue and self._outage is None:
+            if not queue and not outage.active:
                 if self._stopping:
                     return
                 self._idle = True
@@ -286,21 +262,21 @@ class Writer:
                 wake.clear()
                 self._idle = False
                 continue
-            if self._outage is not None:
+            if outage.active:
                 if self._stopping:
                     await self._drain_once()
                     if not queue:
-                        await self._end_outage_at_exit(loop)
+                        await outage.end_at_exit()
                         return
                     continue
                 # The store is down: try again when the backoff says, or at once for a
                 # synchronous caller, a flush or a filling queue.
-                delay = self._retry_at - loop.time()
+                delay = outage.retry_at - loop.time()
                 if not self._urgent and delay > 0:
                     with anyio.move_on_after(delay):
                         await wake.wait()
                     wake.clear()
-                    if not self._urgent and not self._stopping and loop.time() < self._retry_at:
+                    if not self._urgent and not self._stopping and loop.time() < outage.retry_at:
                         continue
             elif not self._urgent and not self._stopping and len(queue) < HIGH_WATER:
                 # A wake left over from before (the one that started this thread) must not cut
@@ -342,14 +318,14 @@ class Writer:
                 markers.append(item[1])
             else:
                 pairs.append(item)
-        if self._outage is not None:
-            await self._retry_held(pairs)
+        if self._outage.active:
+            await self._outage.retry(pairs)
         elif pairs:
             failure, pairs = await self._store(pairs)
             if failure is not None:
-                failure, pairs = await self._retry_briefly(pairs, failure)
+                failure, pairs = await self._outage.retry_briefly(pairs, failure, self._stopping)
             if failure is not None:
-                self._hold(pairs, failure)
+                self._outage.hold(pairs, failure)
         for marker in markers:
             marker.resolve(None)
 
@@ -391,142 +367,6 @@ class Writer:
         if not settled:
             settle_all([])
         return None, pairs
-
-    async def _retry_briefly(self, pairs: list, failure: StoreUnavailable) -> tuple[StoreUnavailable | None, list]:
-        """A store failure that goes away within STORE_RETRY_S (an I/O hiccup, a lock) costs a
-        short wait and nothing else."""
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + (min(STORE_RETRY_S, 0.5) if self._stopping else STORE_RETRY_S)
-        delay = 0.01
-        while failure is not None and loop.time() < give_up:
-            await anyio.sleep(min(delay, max(0.0, give_up - loop.time())))
-            delay *= 2
-            failure, pairs = await self._store(pairs)
-        return failure, pairs
-
-    def _hold(self, pairs: list, failure: StoreUnavailable) -> None:
-        """The store is down: synchronous callers get a clear error now; asynchronous records
-        are kept (in memory, then in the spool) and retried with backoff."""
-        error = MlflowException(
-            f"asynctrack could not store this in {self.store.uri}: {failure}. Nothing of this "
-            "call was stored. Asynchronous logging is kept and retried, and spooled to disk if "
-            "the store does not come back before the process ends.",
-            TEMPORARILY_UNAVAILABLE,
-        )
-        kept = []
-        for pair in pairs:
-            if type(pair[1]) is int:
-                kept.append(pair)
-            else:
-                pair[1].resolve(error)
-        if not kept and self._outage is None:
-            return  # only synchronous callers were waiting, and they are told
-        if self._outage is None:
-            _logger.warning(
-                "asynctrack: cannot write to %s (%s); keeping asynchronous logging and retrying.",
-                self.store.uri,
-                failure,
-            )
-            self._retry_delay = 0.05
-        else:
-            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_DELAY_S)
-        self._outage = str(failure)
-        self._held.extend(kept)
-        self._retry_at = asyncio.get_running_loop().time() + self._retry_delay
-        if len(self._held) > HOLD_MAX:
-            self._spill_held()
-
-    async def _retry_held(self, new_pairs: list) -> None:
-        """In an outage: the spill first, then the held records, then the new ones, in order."""
-        candidates = self._held + new_pairs
-        self._held = []
-        if self._spill is not None:
-            failure = await self._replay_spill()
-            if failure is not None:
-                self._hold(candidates, failure)
-                return
-        stored = 0
-        for i in range(0, len(candidates), MAX_BATCH):
-            failure, rest = await self._store(candidates[i : i + MAX_BATCH])
-            if failure is not None:
-                self._hold(rest + candidates[i + MAX_BATCH :], failure)
-                return
-            stored += len(rest)
-        if stored:
-            _logger.warning(
-                "asynctrack: %s can be written again; the %d records kept meanwhile are stored.",
-                self.store.uri,
-                stored,
-            )
-        self._outage = None
-
-    async def _replay_spill(self) -> StoreUnavailable | None:
-        from ._spool import read_spool
-
-        spill = self._spill
-        assert spill is not None and spill.path is not None
-        _, payloads, _ = read_spool(spill.path)
-        chunk: list = []
-        for payload in payloads:
-            chunk.append((payload, 0))
-            if len(chunk) == MAX_BATCH:
-                failure, _ = await self._store(chunk)
-                if failure is not None:
-                    payloads.close()
-                    return failure
-                chunk = []
-        if chunk:
-            failure, _ = await self._store(chunk)
-            if failure is not None:
-                return failure
-        try:
-            os.remove(spill.path)
-        except OSError:
-            pass
-        self._spill = None
-        return None
-
-    def _spill_held(self) -> None:
-        """Too much held in memory: to disk, oldest first, so memory stays bounded."""
-        if self._spill is None:
-            self._spill = Spool(self.store.replay_uri, self._outage or "store unavailable")
-        try:
-            self._spill.append(p for p, _ in self._held)
-        except OSError as exc:
-            _logger.error("asynctrack: cannot write a spool file either (%s); keeping records in memory.", exc)
-            return
-        self._held = []
-
-    async def _end_outage_at_exit(self, loop: asyncio.AbstractEventLoop) -> None:
-        """At exit in an outage: keep trying for EXIT_TIMEOUT_S, then spool what is left."""
-        deadline = loop.time() + EXIT_TIMEOUT_S
-        self.store.limit_retries(time.monotonic() + EXIT_TIMEOUT_S)
-        while self._outage is not None and loop.time() < deadline:
-            await anyio.sleep(max(0.0, min(self._retry_at, deadline) - loop.time()))
-            await self._retry_held([])
-        if self._outage is None:
-            return
-        self._spill_held()
-        spill = self._spill
-        if spill is not None and spill.path is not None and not self._held:
-            _logger.error(
-                "asynctrack: %s could not be written (%s): %d logged records are saved in %s; "
-                "store them with: asynctrack replay %s --tracking-uri %s",
-                self.store.uri,
-                self._outage,
-                spill.count,
-                spill.path,
-                spill.path,
-                self.store.replay_uri,
-            )
-        else:
-            _logger.error(
-                "asynctrack: %s could not be written (%s) and no spool file could be made: "
-                "%d logged records are lost.",
-                self.store.uri,
-                self._outage,
-                len(self._held),
-            )
 
     def _settle(self, ticket: Any, outcome: Any) -> None:
         if type(ticket) is int:
@@ -577,21 +417,9 @@ class Writer:
     def _spool_from_outside(self) -> None:
         """The writer thread is stuck in the store: spool a copy of everything asynchronous it
         has not stored (the batch in flight included; a replay skips what did get stored)."""
-        pending = [p for p, t in [*self._inflight, *self._held, *list(self._queue)] if p is not None and type(t) is int]
-        if not pending:
-            return
-        spool = Spool(self.store.replay_uri, "the store did not answer at exit")
-        try:
-            spool.append(pending)
-        except OSError as exc:
-            _logger.error("asynctrack: the store did not answer at exit, and no spool file could be "
-                          "made (%s): %d logged records are lost.", exc, len(pending))
-            return
-        _logger.error(
-            "asynctrack: %s did not answer at exit: %d logged records are saved in %s; store them "
-            "with: asynctrack replay %s --tracking-uri %s",
-            self.store.uri, spool.count, spool.path, spool.path, self.store.replay_uri,
-        )
+        pending = [*self._inflight, *self._outage.held, *list(self._queue)]
+        spool_now(self.store, [p for p, t in pending if p is not None and type(t) is int],
+                  "the store did not answer at exit")
 
     def _after_fork_in_child(self) -> None:
         self._reset()
@@ -600,28 +428,6 @@ class Writer:
             reset()
 
 
-_deferred_signals: list[int] = []
-
-
-def defer_signal_inside_direct_write(signum: int) -> bool:
-    """For a signal handler that writes (SIGTERM ends the runs): True, and the signal is raised
-    again once the write is over, when it interrupted this thread inside a direct write. The
-    handler's own writes would otherwise wait on the very transaction they interrupted."""
-    me = threading.get_ident()
-    if any(w._direct_owner == me for w in list(_all_writers)):
-        _deferred_signals.append(signum)
-        return True
-    return False
-
-
-def block_termination_signals() -> None:
-    """Keep SIGTERM and SIGINT away from a background thread. The kernel hands a process-directed
-    signal to any thread that does not block it, and Python runs its handler only once the main
-    thread executes bytecode: a main thread blocked in a lock (a Pool worker waiting for a task)
-    would then never see it, and Pool.terminate() would hang."""
-    mask = getattr(signal, "pthread_sigmask", None)
-    if mask is not None:
-        mask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 
 
 def _as_mlflow_error(exc: BaseException) -> MlflowException:
@@ -630,73 +436,5 @@ def _as_mlflow_error(exc: BaseException) -> MlflowException:
     return MlflowException(f"{type(exc).__name__}: {exc}", INTERNAL_ERROR)
 
 
-_all_writers: "weakref.WeakSet[Writer]" = weakref.WeakSet()
-_writers: dict[int, Writer] = {}
-_writers_lock = threading.Lock()
-
-
-def writer_for(store: Store) -> Writer:
-    """The process's one writer for ``store``."""
-    writer = _writers.get(id(store))
-    if writer is None:
-        with _writers_lock:
-            writer = _writers.get(id(store))
-            if writer is None:
-                writer = _writers[id(store)] = Writer(store)
-    return writer
-
-
-def flush_all() -> None:
-    """Wait until every writer of this process has committed what it was given."""
-    for writer in list(_all_writers):
-        writer.flush()
-
-
-def close_all() -> None:
-    """Drain and stop every writer of this process: a flush that also spools what a store
-    that is down could not take (the process is about to end)."""
-    for writer in list(_all_writers):
-        writer.close()
-
-
-_before_shutdown: list[Callable[[], None]] = []
-
-
-def before_shutdown(callback: Callable[[], None]) -> None:
-    """Run ``callback`` at interpreter exit before the writers drain (the fluent API ends its
-    active runs there, and their last records must still find a writer)."""
-    _before_shutdown.append(callback)
-
-
-def _shutdown() -> None:
-    """At exit: the callbacks, then every writer drains its queue and closes its connection."""
-    for callback in reversed(_before_shutdown):
-        try:
-            callback()
-        except Exception as exc:  # noqa: BLE001 - exit goes on; the writers must still drain
-            _logger.error("asynctrack: at exit: %s", exc)
-    close_all()
-
-
-def _register_shutdown() -> None:
-    # threading's exit hooks run before non-daemon threads are joined, so the queues drain
-    # while the interpreter still runs normally; plain atexit would come later than that. They
-    # also run in fork-started multiprocessing children, which skip atexit.
-    register = getattr(threading, "_register_atexit", None)
-    if register is None:
-        atexit.register(_shutdown)
-    else:
-        register(_shutdown)
-
-
-_register_shutdown()
-
-
-def _after_fork_in_child() -> None:
-    global _writers_lock
-    _writers_lock = threading.Lock()
-    for writer in list(_all_writers):
-        writer._after_fork_in_child()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+all_writers: "weakref.WeakSet[Writer]" = weakref.WeakSet()  # every writer of this process
+deferred_signals: list[int] = []  # see _process.defer_signal_inside_direct_write
