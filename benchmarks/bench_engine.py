@@ -35,6 +35,7 @@ def async_log_metric(ctx: Context) -> dict:
     logged = clock()
     ctx.wait_stored(ops)
     stored = clock()
+    after = rss_mb()  # before reading back (the list of timings is in it: ~4 MB per 100,000)
     client.set_terminated(run_id)
 
     checks = Checks()
@@ -46,6 +47,7 @@ def async_log_metric(ctx: Context) -> dict:
         "caller_points_per_s": n / ((logged - start) / 1e9),
         "points_per_s": n / ((stored - start) / 1e9),
         "drain_after_last_call_s": (stored - logged) / 1e9,
+        "peak_rss_mb": after["peak_rss_mb"],
         "points": n,
         **checks.result(),
     }
@@ -367,6 +369,8 @@ FIGURES = [
            "us", higher_is_better=False),
     Figure("async_log_metric", "points_per_s", "async `log_metric`, end to end (until stored)",
            "points/s", higher_is_better=True),
+    Figure("async_log_metric", "peak_rss_mb", "peak RSS, async `log_metric` of 100,000 points",
+           "MB", higher_is_better=False, comparable=False),
     Figure("wide", "points_per_s", "1,000 metric keys every step, async, end to end",
            "points/s", higher_is_better=True),
     Figure("async_1m", "points_per_s", "1,000,000 async points, end to end",
