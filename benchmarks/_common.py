@@ -120,8 +120,8 @@ def discover(bench_dir: Path = BENCH_DIR) -> list[Path]:
 
 # -- formatting -----------------------------------------------------------------------------------
 def format_value(value: float, unit: str) -> str:
-    if unit == "points/s":
-        return f"{value:,.0f} points/s"
+    if unit.endswith("/s"):  # points/s, calls/s
+        return f"{value:,.0f} {unit}"
     if unit == "us":
         return f"{value:,.2f} µs" if value < 100 else f"{value:,.0f} µs"
     if unit == "ms":

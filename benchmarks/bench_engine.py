@@ -35,6 +35,7 @@ def async_log_metric(ctx: Context) -> dict:
     logged = clock()
     ctx.wait_stored(ops)
     stored = clock()
+    after = rss_mb()  # before reading back (the list of timings is in it: ~4 MB per 100,000)
     client.set_terminated(run_id)
 
     checks = Checks()
@@ -46,6 +47,7 @@ def async_log_metric(ctx: Context) -> dict:
         "caller_points_per_s": n / ((logged - start) / 1e9),
         "points_per_s": n / ((stored - start) / 1e9),
         "drain_after_last_call_s": (stored - logged) / 1e9,
+        "peak_rss_mb": after["peak_rss_mb"],
         "points": n,
         **checks.result(),
     }
@@ -208,38 +210,116 @@ def import_time(ctx: Context) -> dict:
 
 
 # (6) ----------------------------------------------------------------------------------------------
-@workload("get_metric_history", sizes={"asynctrack": 100_000, "mlflow": 100_000})
-def get_metric_history(ctx: Context) -> dict:
-    """get_metric_history of one metric of `size` points (written first with log_batch)."""
-    client, n = ctx.client, ctx.size
-    run_id = ctx.new_run("get_metric_history")
+def _write_history(ctx: Context, run_id: str, n: int) -> None:
+    """One metric ``h`` of n points, 1,000 a log_batch call (not timed)."""
     Metric = ctx.Metric
     ts = int(time.time() * 1000)
     for lo in range(0, n, 1000):
         batch = [Metric("h", s * 0.125, ts, s) for s in range(lo, min(n, lo + 1000))]
-        client.log_batch(run_id, metrics=batch, synchronous=True)
+        ctx.client.log_batch(run_id, metrics=batch, synchronous=True)
     ctx.wait_stored()
+
+
+def _check_history(checks: Checks, hist: list, n: int, samples: int = 200) -> None:
+    """The last timed read itself is checked (a further read of 1M points would cost minutes
+    under MLflow): n points, n distinct steps, sampled values."""
+    by_step = {m.step: m.value for m in hist}
+    checks.counts["stored_h"] = len(hist)
+    checks.expect("points of 'h'", len(hist), n)
+    checks.expect("distinct steps of 'h'", len(by_step), n)
+    steps = sorted({*range(0, n, max(1, n // samples)), n - 1})
+    wrong = [s for s in steps if by_step.get(s) != s * 0.125]
+    if wrong:
+        checks.problems.append(f"'h': {len(wrong)} sampled values wrong, e.g. step {wrong[0]}")
+
+
+def _history_reads(ctx: Context, name: str, repeats: int) -> dict:
+    """get_metric_history of one metric of ``size`` points, ``repeats`` times: first, median."""
+    client, n = ctx.client, ctx.size
+    run_id = ctx.new_run(name)
+    _write_history(ctx, run_id, n)
     client.set_terminated(run_id)
     client.get_run(run_id)  # any read-your-writes flush happens here, not in the timed reads
-
-    times, lengths = [], []
-    for _ in range(5):
+    times, lengths, hist = [], [], []
+    for _ in range(repeats):
+        hist = None  # the previous read is freed before the next one
         t0 = time.perf_counter()
         hist = client.get_metric_history(run_id, "h")
         times.append(time.perf_counter() - t0)
         lengths.append(len(hist))
-        del hist
     checks = Checks()
-    checks.expect("lengths of the 5 reads", lengths, [n] * 5)
-    checks.history(client, run_id, "h", n, lambda s: s * 0.125)
-    checks.run(ctx, run_id, "get_metric_history", {"h": (n - 1) * 0.125})
+    checks.expect(f"lengths of the {repeats} reads", lengths, [n] * repeats)
+    _check_history(checks, hist, n)
+    del hist
+    checks.run(ctx, run_id, name, {"h": (n - 1) * 0.125})
     first = times[0]
     times.sort()
     return {
         "points": n,
+        "reads": repeats,
         "first_ms": first * 1000,
         "median_ms": times[len(times) // 2] * 1000,
         "best_ms": times[0] * 1000,
+        **checks.result(),
+    }
+
+
+@workload("get_metric_history", sizes={"asynctrack": 100_000, "mlflow": 100_000})
+def get_metric_history(ctx: Context) -> dict:
+    """get_metric_history of one metric of `size` points (written first with log_batch), 5 reads."""
+    return _history_reads(ctx, "get_metric_history", 5)
+
+
+@workload("get_metric_history_1m", sizes={"asynctrack": 1_000_000, "mlflow": 1_000_000},
+          timeout_s=1200)
+def get_metric_history_1m(ctx: Context) -> dict:
+    """get_metric_history of one metric of 1,000,000 points: 3 reads for asynctrack, 2 for
+    MLflow (each of its reads takes about half a minute here)."""
+    return _history_reads(ctx, "get_metric_history_1m", 3 if ctx.impl == "asynctrack" else 2)
+
+
+# (8) ----------------------------------------------------------------------------------------------
+def _timed_calls(fn, run_id: str, prefix: str, n: int, **kwargs) -> tuple[list[int], object]:
+    """n calls fn(run_id, f"{prefix}{i}", f"v{i}", **kwargs), each timed alone (ns)."""
+    clock = time.perf_counter_ns
+    times, ops = [0] * n, None
+    for i in range(n):
+        t0 = clock()
+        ops = fn(run_id, f"{prefix}{i}", f"v{i}", **kwargs)
+        times[i] = clock() - t0
+    return times, ops
+
+
+@workload("params_tags", sizes={"asynctrack": 5_000, "mlflow": 200})
+def params_tags(ctx: Context) -> dict:
+    """``size`` distinct keys each of: log_param and set_tag with synchronous=True (per call),
+    then log_param and set_tag with synchronous=False (caller time, and calls/s until stored)."""
+    client, n = ctx.client, ctx.size
+    run_id = ctx.new_run("params_tags")
+    p_sync, _ = _timed_calls(client.log_param, run_id, "sp", n, synchronous=True)
+    t_sync, _ = _timed_calls(client.set_tag, run_id, "st", n, synchronous=True)
+    start = time.perf_counter()
+    p_async, _ = _timed_calls(client.log_param, run_id, "ap", n, synchronous=False)
+    t_async, ops = _timed_calls(client.set_tag, run_id, "at", n, synchronous=False)
+    ctx.wait_stored(ops)
+    async_s = time.perf_counter() - start
+    client.set_terminated(run_id)
+
+    checks = Checks()
+    checks.run(ctx, run_id, "params_tags")
+    run = client.get_run(run_id)
+    params, tags = run.data.params, run.data.tags
+    for prefix, where in (("sp", params), ("ap", params), ("st", tags), ("at", tags)):
+        got = {k: v for k, v in where.items() if k.startswith(prefix) and k[2:].isdigit()}
+        checks.expect(f"keys {prefix}0..{prefix}{n - 1} stored with their values", got,
+                      {f"{prefix}{i}": f"v{i}" for i in range(n)})
+    checks.counts.update(stored_params=len(params), stored_tags=len(tags))
+    return {
+        **latency_stats(p_sync, "sync_param"),
+        **latency_stats(t_sync, "sync_tag"),
+        **latency_stats(p_async + t_async, "async_caller"),
+        "async_calls_per_s": 2 * n / async_s,
+        "calls": 4 * n,
         **checks.result(),
     }
 
@@ -289,6 +369,8 @@ FIGURES = [
            "us", higher_is_better=False),
     Figure("async_log_metric", "points_per_s", "async `log_metric`, end to end (until stored)",
            "points/s", higher_is_better=True),
+    Figure("async_log_metric", "peak_rss_mb", "peak RSS, async `log_metric` of 100,000 points",
+           "MB", higher_is_better=False, comparable=False),
     Figure("wide", "points_per_s", "1,000 metric keys every step, async, end to end",
            "points/s", higher_is_better=True),
     Figure("async_1m", "points_per_s", "1,000,000 async points, end to end",
@@ -308,4 +390,17 @@ FIGURES = [
            "ms", higher_is_better=False, target=100),
     Figure("get_metric_history", "first_ms", "`get_metric_history` of 100,000 points, first read",
            "ms", higher_is_better=False),
+    Figure("get_metric_history_1m", "median_ms",
+           "`get_metric_history` of 1,000,000 points (median of 3; MLflow: of 2)",
+           "ms", higher_is_better=False),
+    Figure("get_metric_history_1m", "first_ms", "`get_metric_history` of 1,000,000 points, first read",
+           "ms", higher_is_better=False),
+    Figure("params_tags", "sync_param_mean_us", "sync `log_param`, mean (distinct keys)",
+           "us", higher_is_better=False),
+    Figure("params_tags", "sync_tag_mean_us", "sync `set_tag`, mean (distinct keys)",
+           "us", higher_is_better=False),
+    Figure("params_tags", "async_caller_median_us", "async `log_param` / `set_tag`, caller median",
+           "us", higher_is_better=False),
+    Figure("params_tags", "async_calls_per_s", "async `log_param` / `set_tag`, end to end",
+           "calls/s", higher_is_better=True),
 ]

@@ -2,11 +2,14 @@
 
     python benchmarks/run_all.py [--only asynctrack|mlflow] [--out results.jsonl]
                                  [--bench engine] [--workload async_1m ...]
+                                 [--no-scaling] [--scaling-max N] [--mlflow-scaling-max N]
 
 Each workload runs in a fresh child interpreter (the system one for asynctrack, the oracle's for
 MLflow) in a fresh temporary directory with a fresh store ``sqlite:///<tmpdir>/mlflow.db``; the
 child prints one JSON line, which goes to ``--out`` as it is. Then a Markdown table:
-figure | asynctrack | MLflow 3.18 | ratio | target. A figure from a run whose stored data did not
+figure | asynctrack | MLflow 3.18 | ratio | target, then the scaling table (``scaling.py``) and
+the machine it ran on; the same report goes to ``results.md`` and the scaling plot to
+``scaling.png``, next to ``--out``. A figure from a run whose stored data did not
 check out is shown as FAILED, never as a number. Benchmarks print figures; they are not tests:
 the exit status is 0 unless the harness itself broke.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
+import scaling  # noqa: E402
 from _common import (  # noqa: E402
     IMPL_LABELS,
     IMPLS,
@@ -139,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench", action="append",
                         help="only bench_<BENCH>.py (repeatable; default: every bench_*.py)")
     parser.add_argument("--workload", action="append", help="only this workload (repeatable)")
+    parser.add_argument("--no-scaling", action="store_true",
+                        help="skip the scaling table (async_10m at 10^4..10^7 points)")
+    parser.add_argument("--scaling-max", type=int, default=10_000_000,
+                        help="asynctrack's largest scaling size (default 10,000,000)")
+    parser.add_argument("--mlflow-scaling-max", type=int, default=10_000,
+                        help="MLflow's largest scaling size (default 10,000: ~1 min at its "
+                             "~170 points/s; 100,000 takes ~10 min more)")
     args = parser.parse_args(argv)
 
     modules = discover()
@@ -178,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     total = time.perf_counter()
+    load_before = os.getloadavg()
     with out.open("w") as sink:
         for wl in workloads.values():
             for impl in impls:
@@ -187,28 +199,88 @@ def main(argv: list[str] | None = None) -> int:
                 results[(wl.name, impl)] = result
                 sink.write(json.dumps(result) + "\n")
                 sink.flush()
-                status = "ok" if result.get("ok") else f"FAILED: {result.get('error') or result.get('problems')}"
-                print(f"          {status} in {result.get('wall_s', '?')} s", file=sys.stderr,
-                      flush=True)
+                _report_status(result)
+        scale = None
+        if scaling.WORKLOAD in workloads and not args.no_scaling:
+            scale = _run_scaling(workloads[scaling.WORKLOAD], impls, pythons, results, args, sink)
 
-    print(table(figures, workloads, results, impls))
-    print()
+    report = [table(figures, workloads, results, impls), ""]
+    report += _notes(figures, workloads, impls, notes)
+    if scale is not None:
+        report += ["", "### Scaling: asynchronous `log_metric`, 10^4 to 10^7 points", "",
+                   scaling.table(scale, impls), ""]
+        if "asynctrack" in impls:
+            report += [scaling.verdict(scale)]
+        report += [scaling.plot(scale, impls, out.with_name("scaling.png"))]
+    report += ["", machine(pythons, load_before)]
+    print("\n".join(report))
+    md = out.with_name("results.md")
+    md.write_text("\n".join(report) + "\n")
+    print(f"Raw results: {out}; this report: {md} ({time.perf_counter() - total:.0f} s in all).")
+    return 0
+
+
+def _report_status(result: dict) -> None:
+    status = "ok" if result.get("ok") else f"FAILED: {result.get('error') or result.get('problems')}"
+    print(f"          {status} in {result.get('wall_s', '?')} s", file=sys.stderr, flush=True)
+
+
+def _run_scaling(wl: Workload, impls: list[str], pythons: dict[str, str],
+                 results: dict[tuple[str, str], dict], args: argparse.Namespace, sink):
+    """The scaling sweep, reusing the main table's run of the same workload at its size."""
+    reuse = {impl: results[(wl.name, impl)] for impl in impls if (wl.name, impl) in results}
+    limits = {"asynctrack": args.scaling_max, "mlflow": args.mlflow_scaling_max}
+
+    def run(impl: str, size: int) -> dict:
+        result = run_one(wl, impl, pythons[impl], size)
+        _report_status(result)
+        return result
+
+    return scaling.sweep(run, impls, reuse, limits, sink)
+
+
+def _notes(figures: list[Figure], workloads: dict[str, Workload], impls: list[str],
+           notes: list[str]) -> list[str]:
     sizes = "; ".join(
         f"{w.name}: " + ", ".join(f"{IMPL_LABELS[i]} {w.sizes[i]:,}" for i in impls)
         for w in workloads.values()
     )
-    print(f"Sizes (points, calls or repetitions): {sizes}.")
-    print("ratio = how many times better asynctrack is (> 1: asynctrack faster / smaller); "
-          "figures are per call or per point, so differing sizes compare.")
-    for fig in figures:
-        if fig.note:
-            print(f"{fig.label}: {fig.note}.")
-    for note in notes:
-        print(note)
-    print(f"Raw results: {out} ({time.perf_counter() - total:.0f} s in all, "
-          f"{os.cpu_count()} CPUs).")
-    return 0
+    lines = [f"Sizes (points, calls or repetitions): {sizes}.",
+             "ratio = how many times better asynctrack is (> 1: asynctrack faster / smaller); "
+             "figures are per call or per point, so differing sizes compare."]
+    lines += [f"{fig.label}: {fig.note}." for fig in figures if fig.note]
+    return lines + notes
 
+
+def _probe(python: str) -> str:
+    """Python and SQLite versions of an interpreter."""
+    code = "import sys, sqlite3; print(sys.version.split()[0], sqlite3.sqlite_version)"
+    try:
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+        py, sq = proc.stdout.split()
+        return f"Python {py}, SQLite {sq}"
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return "versions unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def machine(pythons: dict[str, str], load_before: tuple[float, float, float]) -> str:
+    """Where the figures were taken: CPUs, CPU model, Python/SQLite of each side, date, load."""
+    sides = "; ".join(f"{IMPL_LABELS[i]}: {_probe(p)}" for i, p in pythons.items())
+    load_after = os.getloadavg()
+    return (f"Machine: {os.cpu_count()} CPUs (nproc), {_cpu_model()}; {sides}; "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
+            f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min).")
 
 if __name__ == "__main__":
     raise SystemExit(main())
