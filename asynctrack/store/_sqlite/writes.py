@@ -224,6 +224,9 @@ class SqliteWriter:
         outcomes: list[Any] = [None] * len(records)
         logging_ops = ev.LOGGING_OPS
         i, n = 0, len(records)
+        if n and logging_ops.issuperset(map(_OP, records)):  # the usual batch: one C-level pass
+            self._apply_logging(conn, records, 0, n, outcomes)
+            return outcomes
         while i < n:
             if records[i][1] in logging_ops:
                 j = i + 1
@@ -267,7 +270,11 @@ class SqliteWriter:
         if _plain_metrics(seg, run_ids, stages):
             # The common case (asynchronous log_metric): finite metric points of active runs,
             # written with no Python work per point; latest_metrics from SQL per (run, key).
-            pairs = set(map(_RUN_KEY, seg))
+            if len(run_ids) == 1:  # no (run, key) tuple per point
+                (run_id,) = run_ids
+                pairs = set(zip(itertools.repeat(run_id), set(map(_KEY, seg))))
+            else:
+                pairs = set(map(_RUN_KEY, seg))
             rows = sorted(seg, key=_PK_ORDER) if len(pairs) > _WIDE_BATCH_KEYS else seg
             # A few points (a synchronous log_metric): their latest from Python, no SQL query.
             latest = _latest_in_order(records, range(start, stop)) if len(seg) <= _FEW else pairs
@@ -738,6 +745,7 @@ _OP = operator.itemgetter(1)
 _RUN_ID = operator.itemgetter(2)
 _VALUE = operator.itemgetter(4)
 _RUN_KEY = operator.itemgetter(2, 3)
+_KEY = operator.itemgetter(3)
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
 _WIDE_BATCH_KEYS = 64
