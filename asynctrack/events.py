@@ -13,7 +13,6 @@ the parameters of its INSERT without building a row.
 
 from __future__ import annotations
 
-import operator
 import sys
 from typing import Any
 
@@ -103,47 +102,8 @@ def decode(payload: bytes) -> tuple:
     return record
 
 
-_BULK_MIN = 64  # payloads from which decode_many tries one msgpack call for the whole batch
-_FIXARRAY = 0x90  # msgpack's header byte of an array of 0-15 items: every record's first byte
-_head_byte = operator.itemgetter(0)
-_version_of = operator.itemgetter(0)
-_op_of = operator.itemgetter(1)
-_as_fixarray_head = _FIXARRAY.__add__
-
-
-def _decode_bulk(payloads: list[bytes]) -> list[tuple] | None:
-    """All of ``payloads`` decoded by one msgpack call over their concatenation (behind an
-    array header), or None if that does not give exactly one well-formed current record per
-    payload: the caller then decodes them one by one, and a bad one fails alone.
-
-    Every record is a msgpack fixarray whose first byte gives its item count; checking each
-    decoded record's length against its own payload's first byte, with unpackb refusing short
-    or extra bytes overall, keeps a malformed payload from passing for part of another."""
-    try:
-        blob = b"".join((_ARRAY32 + len(payloads).to_bytes(4, "big"), *payloads))
-        records = _unpackb(blob, use_list=False)
-        if (
-            len(records) != len(payloads)
-            or set(map(type, records)) != {tuple}
-            or bytes(map(_head_byte, payloads)) != bytes(map(_as_fixarray_head, map(len, records)))
-            or set(map(_version_of, records)) != {VERSION}
-            or not FIELDS.keys() >= set(map(_op_of, records))
-        ):
-            return None
-    except Exception:  # noqa: BLE001 - any doubt: one by one
-        return None
-    return list(records)
-
-
-_ARRAY32 = b"\xdd"
-
-
 def decode_many(payloads: list[bytes]) -> tuple[list[tuple], dict[int, MlflowException]]:
     """Decode a batch: the good records in order, and the errors by position of the bad ones."""
-    if len(payloads) >= _BULK_MIN:
-        records = _decode_bulk(payloads)
-        if records is not None:
-            return records, {}
     records: list[tuple] = []
     errors: dict[int, MlflowException] = {}
     unpackb, fields = _unpackb, FIELDS
