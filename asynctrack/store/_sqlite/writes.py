@@ -82,6 +82,7 @@ def _batch_metric_insert(rows: int) -> str:
 # old SQLite's limit of 999 parameters; the larger sizes are used where the limit allows them.
 _ROW_SIZES = (512, 64, 32, 8, 1)
 _INSERT_METRICS = {r: _metric_insert(r) for r in _ROW_SIZES}
+_INSERT_METRIC = _INSERT_METRICS[1]
 _INSERT_BATCH_METRICS = {r: _batch_metric_insert(r) for r in _ROW_SIZES}
 _UPSERT_LATEST = (
     "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
@@ -267,7 +268,7 @@ class SqliteWriter:
         seg = records[start:stop] if start or stop != len(records) else records
         run_ids = set(map(_RUN_ID, seg))
         stages = self._run_stages(conn, run_ids)
-        if _plain_metrics(seg, run_ids, stages):
+        if len(seg) > _FEW and _plain_metrics(seg, run_ids, stages):
             # The common case (asynchronous log_metric): finite metric points of active runs,
             # written with no Python work per point; latest_metrics from SQL per (run, key).
             if len(run_ids) == 1:  # no (run, key) tuple per point
@@ -276,9 +277,7 @@ class SqliteWriter:
             else:
                 pairs = set(map(_RUN_KEY, seg))
             rows = sorted(seg, key=_PK_ORDER) if len(pairs) > _WIDE_BATCH_KEYS else seg
-            # A few points (a synchronous log_metric): their latest from Python, no SQL query.
-            latest = _latest_in_order(records, range(start, stop)) if len(seg) <= _FEW else pairs
-            self._write_bulk(conn, records, range(start, stop), outcomes, rows, (), (), latest)
+            self._write_bulk(conn, records, range(start, stop), outcomes, rows, (), (), pairs)
             return
         param_runs = {records[k][2] for k in range(start, stop) if records[k][1] in _PARAM_OPS}
         params = self._existing_params(conn, param_runs) if param_runs else {}
@@ -365,9 +364,10 @@ class SqliteWriter:
 
         if not accepted:
             return
-        if nan_seen:
+        if nan_seen or (len(metric_rows) <= _FEW and not batch_groups):
             # latest_metrics in Python, in logging order: among points equal in (step,
-            # timestamp, value) (NaN is stored as 0) MLflow keeps the first logged one.
+            # timestamp, value) (NaN is stored as 0) MLflow keeps the first logged one. (A few
+            # records, a synchronous call's, are cheaper so than with a query per key.)
             latest = _latest_in_order(records, accepted)
         else:
             latest = pairs  # from SQL: equal points can only be the same point
@@ -386,7 +386,9 @@ class SqliteWriter:
         find the record(s) at fault by applying the accepted ones one at a time."""
         conn.execute("SAVEPOINT bulk")
         try:
-            if metric_rows:
+            if len(metric_rows) == 1:
+                conn.execute(_INSERT_METRIC, metric_rows[0])
+            elif metric_rows:
                 _insert_rows(conn, _INSERT_METRICS, list(itertools.chain.from_iterable(metric_rows)), 7)
             for run_id, metrics in batch_groups:
                 _insert_rows(conn, _INSERT_BATCH_METRICS, list(itertools.chain.from_iterable(metrics)), 4, run_id)
@@ -660,13 +662,19 @@ def _sqlalchemy_error_text(exc: sqlite3.Error, statement: str, params: tuple) ->
     )
 
 
-def _row_sizes(conn: sqlite3.Connection, width: int) -> list[int]:
+def _row_sizes(conn: sqlite3.Connection, width: int) -> tuple[int, ...]:
     """The statement sizes (rows) usable under this SQLite's limit on bound parameters."""
     try:
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     except (AttributeError, sqlite3.Error):
         limit = 999
-    return [r for r in _ROW_SIZES if r * width + 1 <= limit]
+    sizes = _SIZES.get((limit, width))
+    if sizes is None:
+        sizes = _SIZES[(limit, width)] = tuple(r for r in _ROW_SIZES if r * width + 1 <= limit)
+    return sizes
+
+
+_SIZES: dict[tuple[int, int], tuple[int, ...]] = {}
 
 
 def _insert_rows(conn: sqlite3.Connection, statements: dict, flat: list, width: int, *head) -> None:
@@ -674,6 +682,9 @@ def _insert_rows(conn: sqlite3.Connection, statements: dict, flat: list, width: 
     statements of ``statements`` (rows -> SQL), largest first; ``head`` (a run id) is bound
     before each statement's rows."""
     n = len(flat) // width
+    if n == 1:  # a synchronous call's one point
+        conn.execute(statements[1], (*head, *flat) if head else flat)
+        return
     done = 0
     for rows in _row_sizes(conn, width):
         count = (n - done) // rows
