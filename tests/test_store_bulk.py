@@ -227,3 +227,31 @@ def test_bulk_paths_match_mlflows_rules(tmp_path_factory, batches):
         assert got_latest == latest
     finally:
         s.close()
+
+
+@pytest.mark.asyncio
+async def test_latest_over_many_points_at_one_step_across_batches(store):
+    """step 0 everywhere (log_metric without a step): the latest is the highest timestamp,
+    then value, and a later batch of lower points leaves it alone."""
+    run_id = await new_run(store)
+    for b in range(4):
+        batch = [rec(ev.METRIC, run_id, "m", float(i % 7), 1000 * b + i, 0) for i in range(40)]
+        await store.apply(batch)
+    assert rows(store, "SELECT value, timestamp, step FROM latest_metrics") == [(4.0, 3039, 0)]
+    await store.apply([rec(ev.METRIC, run_id, "m", 99.0, 5, 0) for _ in range(20)])  # older
+    await store.apply([rec(ev.BATCH, run_id, [["m", 50.0, 3039, 0]] * 20, [], [])])  # same time, higher
+    assert rows(store, "SELECT value, timestamp, step FROM latest_metrics") == [(50.0, 3039, 0)]
+    await store.apply([rec(ev.METRIC, run_id, "m", float(i), 1, -1) for i in range(30)])  # lower step
+    assert rows(store, "SELECT value, timestamp, step FROM latest_metrics") == [(50.0, 3039, 0)]
+
+
+def test_latest_query_reads_only_the_new_points_of_the_top_step(store):
+    """The latest_metrics upsert must not read a key's whole history (no timing here: the
+    plan is the point): a seek on (run_uuid, key, step, rowid) and a max() on the index."""
+    con = sqlite3.connect(store.path)
+    try:
+        plan = [r[3] for r in con.execute("EXPLAIN QUERY PLAN " + writes._UPSERT_LATEST_FROM_METRICS, (0, "r", "k"))]
+    finally:
+        con.close()
+    assert any("index_metrics_run_uuid_key_step (run_uuid=? AND key=? AND step=? AND rowid>?)" in p for p in plan), plan
+    assert not any("SCAN" in p for p in plan), plan

@@ -53,6 +53,7 @@ ACTIVE = LifecycleStage.ACTIVE
 DELETED = LifecycleStage.DELETED
 _CHUNK = 500  # bound parameters per IN (...) query
 _NAN_MARK = -1  # replaces VERSION in a sanitized NaN record: "store with is_nan = 1"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 
@@ -91,21 +92,27 @@ _UPSERT_LATEST = (
     "is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) > "
     "(latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
 )
-# latest_metrics of one (run, key) from what metrics holds, after a batch's points are in:
-# the point with the highest (step, timestamp, value), the first stored among equals (lowest
-# rowid, as MLflow keeps the first of equal points), replacing the current row only if higher.
-# The index on (run_uuid, key, step) is named: without statistics the planner would take the
-# primary key's index (key first) and sort every point of that key in every run.
+# latest_metrics of one (run, key) from the points a batch has just stored (rowid > ?1, the
+# highest rowid before it): among those at the highest step stored for the key, the one with
+# the highest (timestamp, value), the first stored among equals (lowest rowid: MLflow keeps
+# the first of equal points); the upsert replaces the current row only if that is higher. A
+# batch whose points all lie below the key's highest step finds nothing: the current row,
+# the best of the points stored before, stays. Only the index on (run_uuid, key, step) (its
+# entries end with the rowid) serves this: it is named, as without statistics the planner
+# would take the primary key's index (key first) and read every point of the key.
 _UPSERT_LATEST_FROM_METRICS = (
     "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
     "SELECT key, value, timestamp, step, is_nan, run_uuid "
     "FROM metrics INDEXED BY index_metrics_run_uuid_key_step "
-    "WHERE run_uuid = ?1 AND key = ?2 ORDER BY step DESC, timestamp DESC, value DESC, rowid "
-    "LIMIT 1 ON CONFLICT (key, run_uuid) DO UPDATE SET "
+    "WHERE run_uuid = ?2 AND key = ?3 AND step = (SELECT max(step) FROM metrics INDEXED BY "
+    "index_metrics_run_uuid_key_step WHERE run_uuid = ?2 AND key = ?3) AND rowid > ?1 "
+    "ORDER BY timestamp DESC, value DESC, rowid LIMIT 1 "
+    "ON CONFLICT (key, run_uuid) DO UPDATE SET "
     "value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, "
     "is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) > "
     "(latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
 )
+_MAX_ROWID = "SELECT max(rowid) FROM metrics"
 _INSERT_PARAM = "INSERT OR IGNORE INTO params (key, value, run_uuid) VALUES (?, ?, ?)"
 _UPSERT_TAG = (
     "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
@@ -386,6 +393,12 @@ class SqliteWriter:
         find the record(s) at fault by applying the accepted ones one at a time."""
         conn.execute("SAVEPOINT bulk")
         try:
+            if latest and type(latest) is not dict:
+                # New rows get rowids above the highest (SQLite's rule while it is below 2**63-1;
+                # at that limit they are random, and every stored point is considered).
+                last = conn.execute(_MAX_ROWID).fetchone()[0]
+                if last is None or last >= _INT64_MAX:
+                    last = _INT64_MIN
             if len(metric_rows) == 1:
                 conn.execute(_INSERT_METRIC, metric_rows[0])
             elif metric_rows:
@@ -398,7 +411,9 @@ class SqliteWriter:
                     [(r[3], r[4], r[5], r[6], int(r[0] == _NAN_MARK), r[2]) for r in latest.values()],
                 )
             elif latest:
-                conn.executemany(_UPSERT_LATEST_FROM_METRICS, latest)
+                conn.executemany(
+                    _UPSERT_LATEST_FROM_METRICS, [(last, run_id, key) for run_id, key in latest]
+                )
             if others:
                 param_rows, tag_rows, name_rows = others
                 if param_rows:
