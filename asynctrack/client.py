@@ -32,6 +32,12 @@ RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
+# log_metric's hot path, bound once.
+_pack = events._packb
+_VERSION, _METRIC = events.VERSION, events.METRIC
+_pending = RunOperations._pending
+_time = time.time
+
 # Keys and run ids already found valid: the hot path checks a set instead of a regex.
 _valid_metric_keys: set[str] = set()
 _MAX_CACHED_KEYS = 100_000
@@ -223,7 +229,7 @@ class MlflowClient:
         if synchronous is None:
             synchronous = not _async_default()
         if timestamp is None:
-            timestamp = int(time.time() * 1000)
+            timestamp = int(_time() * 1000)
         if step is None:
             step = 0
         if type(value) is not float:
@@ -250,11 +256,13 @@ class MlflowClient:
             if len(_valid_metric_keys) >= _MAX_CACHED_KEYS:
                 _valid_metric_keys.clear()
             _valid_metric_keys.add(key)
-        payload = events.encode_metric(run_id, key, value, timestamp, step)
+        # events.encode_metric's record, packed here: one Python call fewer per point.
+        payload = _pack((_VERSION, _METRIC, run_id, key, value, timestamp, step))
+        writer = self._writer
         if synchronous:
-            self._writer.submit_wait(payload)
+            writer.submit_wait(payload)
             return None
-        return RunOperations._pending(self._writer, self._writer.submit(payload))
+        return _pending(writer, writer.submit(payload))
 
     def log_param(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any:
         if synchronous is None:
