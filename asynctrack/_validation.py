@@ -606,6 +606,39 @@ def validate_batch_log_limits(
     )
 
 
+_KEY = operator.attrgetter("key")
+_VALUE = operator.attrgetter("value")
+_TIMESTAMP = operator.attrgetter("timestamp")
+_STEP = operator.attrgetter("step")
+_FLOAT_ONLY = {float}
+_INT_ONLY = {int}
+
+
+def plain_metric_entries(metrics: Sequence[Any]) -> list[tuple] | None:
+    """``(key, value, timestamp, step)`` of each metric when every one passes `validate_metric`
+    unchanged in the plain way (float value, int timestamp in [0, 2**63-1] and step in int64, a
+    valid name): checked column by column at C speed instead of metric by metric. None when any
+    is not plain (it may still be valid): `validate_batch_log_data` then checks each one, with
+    MLflow's order and messages."""
+    try:
+        values = list(map(_VALUE, metrics))
+        if set(map(type, values)) != _FLOAT_ONLY:
+            return None
+        stamps = list(map(_TIMESTAMP, metrics))
+        steps = list(map(_STEP, metrics))
+        if set(map(type, stamps)) != _INT_ONLY or set(map(type, steps)) != _INT_ONLY:
+            return None
+        if min(stamps) < 0 or max(stamps) > INT64_MAX or min(steps) < INT64_MIN or max(steps) > INT64_MAX:
+            return None
+        keys = list(map(_KEY, metrics))
+        for key in set(keys):
+            if type(key) is not str or len(key) > MAX_ENTITY_KEY_LENGTH or _cached_name_problem(key):
+                return None
+    except (AttributeError, TypeError):  # no such field, an unhashable key: the slow way says
+        return None
+    return list(zip(keys, values, stamps, steps))
+
+
 def validate_batch_log_data(
     metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]
 ) -> tuple[list[Metric], list[Param], list[RunTag]]:

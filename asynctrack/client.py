@@ -32,6 +32,12 @@ RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
+# log_metric's hot path, bound once.
+_pack = events._packb
+_VERSION, _METRIC = events.VERSION, events.METRIC
+_pending = RunOperations._pending
+_time = time.time
+
 # Keys and run ids already found valid: the hot path checks a set instead of a regex.
 _valid_metric_keys: set[str] = set()
 _MAX_CACHED_KEYS = 100_000
@@ -234,7 +240,7 @@ class MlflowClient:
         if synchronous is None:
             synchronous = not _async_default()
         if timestamp is None:
-            timestamp = int(time.time() * 1000)
+            timestamp = int(_time() * 1000)
         if step is None:
             step = 0
         if type(value) is not float:
@@ -261,11 +267,13 @@ class MlflowClient:
             if len(_valid_metric_keys) >= _MAX_CACHED_KEYS:
                 _valid_metric_keys.clear()
             _valid_metric_keys.add(key)
-        payload = events.encode_metric(run_id, key, value, timestamp, step)
+        # events.encode_metric's record, packed here: one Python call fewer per point.
+        payload = _pack((_VERSION, _METRIC, run_id, key, value, timestamp, step))
+        writer = self._writer
         if synchronous:
-            self._writer.submit_wait(payload)
+            writer.submit_wait(payload)
             return None
-        return RunOperations._pending(self._writer, self._writer.submit(payload))
+        return _pending(writer, writer.submit(payload))
 
     def log_param(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any:
         if synchronous is None:
@@ -318,24 +326,33 @@ class MlflowClient:
         params = [Param(p.key, str(p.value)) for p in params]  # MLflow's client stringifies them
         if len(metrics) == 0 and len(params) == 0 and len(tags) == 0:
             return None
-        metrics = [
-            Metric(
-                m.key,
-                v.convert_metric_value_to_float_if_possible(m.value),
-                m.timestamp,
-                m.step,
-            )
-            for m in metrics
-        ]
+        # Plain metrics (float values, int steps and timestamps, valid names) are checked column
+        # by column and passed on as (key, value, timestamp, step) entries; any other batch is
+        # converted and checked metric by metric, as MLflow does.
+        entries = v.plain_metric_entries(metrics)
+        if entries is None:
+            metrics = [
+                Metric(
+                    m.key,
+                    v.convert_metric_value_to_float_if_possible(m.value),
+                    m.timestamp,
+                    m.step,
+                )
+                for m in metrics
+            ]
         # MLflow's client sends the requests one after another, so the requests before an
         # invalid one are stored and the ones after it are not: the same here.
         payloads: list[bytes] = []
         error: MlflowException | None = None
         for chunk_metrics, chunk_params, chunk_tags in _chunk_like_mlflow(
-            metrics, list(params), list(tags)
+            metrics if entries is None else entries, list(params), list(tags)
         ):
             try:
-                payloads.append(self._batch_payload(run_id, chunk_metrics, chunk_params, chunk_tags))
+                payloads.append(
+                    self._batch_payload(
+                        run_id, chunk_metrics, chunk_params, chunk_tags, plain=entries is not None
+                    )
+                )
             except MlflowException as exc:
                 error = exc
                 break
@@ -351,16 +368,22 @@ class MlflowClient:
         return get_combined_run_operations(operations)
 
     @staticmethod
-    def _batch_payload(run_id, metrics, params, tags) -> bytes:
-        """Validate one MLflow-sized batch as MLflow's store does, and encode it."""
+    def _batch_payload(run_id, metrics, params, tags, plain: bool = False) -> bytes:
+        """Validate one MLflow-sized batch as MLflow's store does, and encode it. ``plain``:
+        ``metrics`` are entries that `v.plain_metric_entries` found valid already."""
         v.validate_run_id(run_id)
-        metrics, params, tags = v.validate_batch_log_data(metrics, params, tags)
+        if plain:
+            _, params, tags = v.validate_batch_log_data((), params, tags)
+            entries = metrics
+        else:
+            metrics, params, tags = v.validate_batch_log_data(metrics, params, tags)
+            entries = [[m.key, m.value, m.timestamp, m.step] for m in metrics]
         v.validate_batch_log_limits(metrics, params, tags)
         v.validate_param_keys_unique(params)
         return events.encode(
             events.BATCH,
             run_id,
-            [[m.key, m.value, m.timestamp, m.step] for m in metrics],
+            entries,
             [[p.key, p.value] for p in params],
             [[t.key, t.value] for t in tags],
         )

@@ -1463,3 +1463,61 @@ def test_convert_returns_float_of_real_numbers(x):
     result = v.convert_metric_value_to_float_if_possible(x)
     assert type(result) is float
     assert result == float(x) or (math.isnan(result) and math.isnan(x))
+
+
+# -- log_batch's column-wise check of plain metrics ---------------------------------------------
+
+_any_value = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70),
+    st.booleans(), st.none(), st.text(max_size=3), st.just([1.0]),
+)
+_any_int = st.one_of(
+    st.integers(-(2**64), 2**64), st.sampled_from([-(2**63), 2**63 - 1, 2**63, -(2**63) - 1, 0, -1]),
+    st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(), st.text(max_size=2),
+)
+_any_key = st.one_of(
+    st.sampled_from(["loss", "acc", "a/b", "x y", "../up", "/abs", "a:b", "a\\b", "", ".", "k" * 250, "k" * 251]),
+    st.text(max_size=6), st.none(), st.integers(0, 3),
+)
+
+
+def _slow_entries(metrics):
+    out = []
+    for i, m in enumerate(metrics):
+        value, ts, step = v.validate_metric(m.key, m.value, m.timestamp, m.step, path=f"metrics[{i}]")
+        out.append((m.key, value, ts, step))
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_any_key, _any_value, _any_int, _any_int), max_size=6))
+def test_plain_metric_entries_agree_with_metric_by_metric_validation(rows):
+    metrics = [Metric(k, val, ts, step) for k, val, ts, step in rows]
+    plain = v.plain_metric_entries(metrics)
+    if plain is None:
+        return  # the slow way decides: nothing to compare
+    # Accepted column-wise: each metric is valid, unchanged, and exactly what the slow way gives.
+    slow = _slow_entries(metrics)
+    assert plain == slow
+    for (k, val, ts, step), m in zip(plain, metrics):
+        assert type(val) is float and type(ts) is int and type(step) is int
+        assert val is m.value and ts is m.timestamp and step is m.step
+
+
+def test_plain_metric_entries_refuses_what_the_slow_way_must_judge():
+    ok = Metric("loss", 1.0, 5, 1)
+    assert v.plain_metric_entries([ok, ok]) == [("loss", 1.0, 5, 1)] * 2
+    assert v.plain_metric_entries([]) is None  # nothing to gain: the slow way
+    for bad in (
+        Metric("loss", 1, 5, 1),  # an int value: converted by the slow way
+        Metric("loss", True, 5, 1),
+        Metric("loss", 1.0, -1, 1),
+        Metric("loss", 1.0, 2**63, 1),
+        Metric("loss", 1.0, 5, 2**63),
+        Metric("loss", 1.0, 5, 1.0),
+        Metric("bad?name", 1.0, 5, 1),
+        Metric("../x", 1.0, 5, 1),
+        Metric("k" * 251, 1.0, 5, 1),
+        Metric(None, 1.0, 5, 1),
+    ):
+        assert v.plain_metric_entries([ok, bad]) is None

@@ -59,25 +59,39 @@ MAX_FLOAT = 1.7976931348623157e308
 ACTIVE = LifecycleStage.ACTIVE
 DELETED = LifecycleStage.DELETED
 _CHUNK = 500  # bound parameters per IN (...) query
+_NAN_MARK = -1  # replaces VERSION in a sanitized NaN record: "store with is_nan = 1"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 
-def _metric_insert(rows: int, is_nan: int) -> str:
+def _metric_insert(rows: int) -> str:
     """An INSERT bound to ``rows`` metric records laid end to end, each as it is:
-    (VERSION, METRIC, run_id, key, value, timestamp, step)."""
+    (VERSION, METRIC, run_id, key, value, timestamp, step), or as _sanitized made it (a NaN's
+    VERSION replaced by _NAN_MARK, which sets is_nan)."""
     values = ", ".join(
-        f"(?{7 * j + 4}, ?{7 * j + 5}, ?{7 * j + 6}, ?{7 * j + 7}, {is_nan}, ?{7 * j + 3})"
+        f"(?{7 * j + 4}, ?{7 * j + 5}, ?{7 * j + 6}, ?{7 * j + 7}, ?{7 * j + 1} = {_NAN_MARK}, ?{7 * j + 3})"
         for j in range(rows)
     )
     return f"INSERT OR IGNORE INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES {values}"
 
 
-# Rows per multi-row INSERT: one sqlite3_step (and one GIL hand-off) per 32 points instead of
-# one per point; 224 bound parameters stay under old SQLite's limit of 999.
-_ROWS_PER_INSERT = 32
-_INSERT_METRIC = _metric_insert(1, 0)
-_INSERT_METRICS = _metric_insert(_ROWS_PER_INSERT, 0)
-_INSERT_NAN_METRIC = _metric_insert(1, 1)
+def _batch_metric_insert(rows: int) -> str:
+    """An INSERT bound to one run id then ``rows`` finite (key, value, timestamp, step) entries
+    of a BATCH record laid end to end."""
+    values = ", ".join(
+        f"(?{4 * j + 2}, ?{4 * j + 3}, ?{4 * j + 4}, ?{4 * j + 5}, 0, ?1)" for j in range(rows)
+    )
+    return f"INSERT OR IGNORE INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES {values}"
+
+
+# Rows per multi-row INSERT, largest first: a batch is bound in as few statements (so as few
+# sqlite3_step calls, each a GIL hand-off) as the SQLite build allows, and a remainder takes
+# the smaller sizes instead of one statement per point. 32 rows (224 parameters) stay under
+# old SQLite's limit of 999 parameters; the larger sizes are used where the limit allows them.
+_ROW_SIZES = (512, 64, 32, 8, 1)
+_INSERT_METRICS = {r: _metric_insert(r) for r in _ROW_SIZES}
+_INSERT_METRIC = _INSERT_METRICS[1]
+_INSERT_BATCH_METRICS = {r: _batch_metric_insert(r) for r in _ROW_SIZES}
 _UPSERT_LATEST = (
     "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key, run_uuid) DO UPDATE SET "
@@ -85,6 +99,27 @@ _UPSERT_LATEST = (
     "is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) > "
     "(latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
 )
+# latest_metrics of one (run, key) from the points a batch has just stored (rowid > ?1, the
+# highest rowid before it): among those at the highest step stored for the key, the one with
+# the highest (timestamp, value), the first stored among equals (lowest rowid: MLflow keeps
+# the first of equal points); the upsert replaces the current row only if that is higher. A
+# batch whose points all lie below the key's highest step finds nothing: the current row,
+# the best of the points stored before, stays. Only the index on (run_uuid, key, step) (its
+# entries end with the rowid) serves this: it is named, as without statistics the planner
+# would take the primary key's index (key first) and read every point of the key.
+_UPSERT_LATEST_FROM_METRICS = (
+    "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+    "SELECT key, value, timestamp, step, is_nan, run_uuid "
+    "FROM metrics INDEXED BY index_metrics_run_uuid_key_step "
+    "WHERE run_uuid = ?2 AND key = ?3 AND step = (SELECT max(step) FROM metrics INDEXED BY "
+    "index_metrics_run_uuid_key_step WHERE run_uuid = ?2 AND key = ?3) AND rowid > ?1 "
+    "ORDER BY timestamp DESC, value DESC, rowid LIMIT 1 "
+    "ON CONFLICT (key, run_uuid) DO UPDATE SET "
+    "value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, "
+    "is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) > "
+    "(latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
+)
+_MAX_ROWID = "SELECT max(rowid) FROM metrics"
 _INSERT_PARAM = "INSERT OR IGNORE INTO params (key, value, run_uuid) VALUES (?, ?, ?)"
 _UPSERT_TAG = (
     "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
@@ -283,6 +318,9 @@ class SqliteWriter:
         outcomes: list[Any] = [None] * len(records)
         logging_ops = ev.LOGGING_OPS
         i, n = 0, len(records)
+        if n and logging_ops.issuperset(map(_OP, records)):  # the usual batch: one C-level pass
+            self._apply_logging(conn, records, 0, n, outcomes)
+            return outcomes
         while i < n:
             if records[i][1] in logging_ops:
                 j = i + 1
@@ -322,22 +360,36 @@ class SqliteWriter:
     # -- logging records, in bulk ----------------------------------------------------------------
     def _apply_logging(self, conn, records, start: int, stop: int, outcomes: list) -> None:
         """Check a run of logging records against the database, then write them in bulk."""
-        run_ids = {records[k][2] for k in range(start, stop)}
+        seg = records[start:stop] if start or stop != len(records) else records
+        run_ids = set(map(_RUN_ID, seg))
         stages = self._run_stages(conn, run_ids)
+        if len(seg) > _FEW and _plain_metrics(seg, run_ids, stages):
+            # The common case (asynchronous log_metric): finite metric points of active runs,
+            # written with no Python work per point; latest_metrics from SQL per (run, key).
+            if len(run_ids) == 1:  # no (run, key) tuple per point
+                (run_id,) = run_ids
+                pairs = set(zip(itertools.repeat(run_id), set(map(_KEY, seg))))
+            else:
+                pairs = set(map(_RUN_KEY, seg))
+            rows = sorted(seg, key=_PK_ORDER) if len(pairs) > _WIDE_BATCH_KEYS else seg
+            self._write_bulk(conn, records, range(start, stop), outcomes, rows, (), (), pairs)
+            return
         param_runs = {records[k][2] for k in range(start, stop) if records[k][1] in _PARAM_OPS}
         params = self._existing_params(conn, param_runs) if param_runs else {}
 
-        # A finite metric record (VERSION, METRIC, run_id, key, value, timestamp, step) is bound
-        # as it is (see _INSERT_METRIC): the hot loop below allocates nothing for it.
+        # A metric record (VERSION, METRIC, run_id, key, value, timestamp, step) is bound as it
+        # is (see _metric_insert), a non-finite one after _sanitized; a BATCH record's finite
+        # metrics are bound as they are, behind its run id (see _batch_metric_insert).
         metric_rows: list[tuple] = []
-        nan_rows: list[tuple] = []
-        latest: dict[tuple[str, str], tuple] = {}
+        batch_groups: list[tuple[str, Sequence]] = []
+        pairs: set[tuple[str, str]] = set()
         param_rows: list[tuple] = []
         tag_rows: list[tuple] = []
         name_rows: list[tuple] = []
         accepted: list[int] = []
         add_metric = metric_rows.append
-        latest_get = latest.get
+        add_pair = pairs.add
+        nan_seen = False
         for k in range(start, stop):
             rec = records[k]
             op, run_id = rec[1], rec[2]
@@ -346,16 +398,15 @@ class SqliteWriter:
                 outcomes[k] = run_not_found(run_id) if stage is None else run_not_active(run_id, stage)
                 continue
             if op == _METRIC:
+                if len(rec) != 7:  # bound end to end with others: a wrong shape fails alone
+                    outcomes[k] = MlflowException(f"Malformed metric record: {rec!r}", INTERNAL_ERROR)
+                    continue
                 value = rec[4]
                 if value != value or value in _INFS:
                     rec = _sanitized(rec)
-                    (nan_rows if rec[0] == _NAN_MARK else metric_rows).append(rec)
-                else:
-                    add_metric(rec)
-                lkey = (run_id, rec[3])
-                best = latest_get(lkey)
-                if best is None or (rec[6], rec[5], rec[4]) > (best[6], best[5], best[4]):
-                    latest[lkey] = rec
+                    nan_seen = nan_seen or rec[0] == _NAN_MARK
+                add_metric(rec)
+                add_pair((run_id, rec[3]))
             elif op == _PARAM:
                 key, value = rec[3], rec[4]
                 old = params.get((run_id, key))
@@ -391,13 +442,15 @@ class SqliteWriter:
                 for key, value in batch_params:
                     params[(run_id, key)] = value
                     param_rows.append((key, value, run_id))
-                for key, value, ts, step in metrics:
-                    row = _sanitized((ev.VERSION, _METRIC, run_id, key, value, ts, step))
-                    (nan_rows if row[0] == _NAN_MARK else metric_rows).append(row)
-                    lkey = (run_id, key)
-                    best = latest_get(lkey)
-                    if best is None or (row[6], row[5], row[4]) > (best[6], best[5], best[4]):
-                        latest[lkey] = row
+                if metrics:
+                    if _finite_entries(metrics):
+                        batch_groups.append((run_id, metrics))
+                    else:
+                        for key, value, ts, step in metrics:
+                            row = _sanitized((ev.VERSION, _METRIC, run_id, key, value, ts, step))
+                            nan_seen = nan_seen or row[0] == _NAN_MARK
+                            add_metric(row)
+                    pairs.update(zip(itertools.repeat(run_id), map(_FIRST, metrics)))
                 for key, value in tags:
                     tag_rows.append((key, value, run_id))
                     if key == RUN_NAME_TAG:
@@ -406,35 +459,65 @@ class SqliteWriter:
 
         if not accepted:
             return
+        if nan_seen or (len(metric_rows) <= _FEW and not batch_groups):
+            # latest_metrics in Python, in logging order: among points equal in (step,
+            # timestamp, value) (NaN is stored as 0) MLflow keeps the first logged one. (A few
+            # records, a synchronous call's, are cheaper so than with a query per key.)
+            latest = _latest_in_order(records, accepted)
+        else:
+            latest = pairs  # from SQL: equal points can only be the same point
+        if len(pairs) > _WIDE_BATCH_KEYS and metric_rows:
+            # Many keys at once (a model's per-layer metrics): insert in the primary key's
+            # order, so that each index leaf is filled in one visit per batch instead of a
+            # visit per point across a thousand pages (a stable sort: equal points keep their
+            # logging order).
+            metric_rows.sort(key=_PK_ORDER)
+        self._write_bulk(
+            conn, records, accepted, outcomes, metric_rows, batch_groups, (param_rows, tag_rows, name_rows), latest
+        )
+
+    def _write_bulk(self, conn, records, accepted, outcomes, metric_rows, batch_groups, others, latest) -> None:
+        """Write what _apply_logging accepted, in one savepoint; should SQLite refuse any of it,
+        find the record(s) at fault by applying the accepted ones one at a time."""
         conn.execute("SAVEPOINT bulk")
         try:
-            if metric_rows:
-                if len(latest) > _WIDE_BATCH_KEYS:
-                    # Many keys at once (a model's per-layer metrics): insert in the primary
-                    # key's order, so that each index leaf is filled in one visit per batch
-                    # instead of a visit per point across a thousand pages.
-                    metric_rows.sort(key=_PK_ORDER)
-                _insert_metrics(conn, metric_rows)
-            if nan_rows:
-                conn.executemany(_INSERT_NAN_METRIC, nan_rows)
-            if latest:
+            if latest and type(latest) is not dict:
+                # New rows get rowids above the highest (SQLite's rule while it is below 2**63-1;
+                # at that limit they are random, and every stored point is considered).
+                last = conn.execute(_MAX_ROWID).fetchone()[0]
+                if last is None or last >= _INT64_MAX:
+                    last = _INT64_MIN
+            if len(metric_rows) == 1:
+                conn.execute(_INSERT_METRIC, metric_rows[0])
+            elif metric_rows:
+                _insert_rows(conn, _INSERT_METRICS, list(itertools.chain.from_iterable(metric_rows)), 7)
+            for run_id, metrics in batch_groups:
+                _insert_rows(conn, _INSERT_BATCH_METRICS, list(itertools.chain.from_iterable(metrics)), 4, run_id)
+            if type(latest) is dict:
                 conn.executemany(
                     _UPSERT_LATEST,
                     [(r[3], r[4], r[5], r[6], int(r[0] == _NAN_MARK), r[2]) for r in latest.values()],
                 )
-            if param_rows:
-                conn.executemany(_INSERT_PARAM, param_rows)
-            if tag_rows:
-                conn.executemany(_UPSERT_TAG, tag_rows)
-            if name_rows:
-                conn.executemany(_SET_RUN_NAME, name_rows)
+            elif latest:
+                conn.executemany(
+                    _UPSERT_LATEST_FROM_METRICS, [(last, run_id, key) for run_id, key in latest]
+                )
+            if others:
+                param_rows, tag_rows, name_rows = others
+                if param_rows:
+                    conn.executemany(_INSERT_PARAM, param_rows)
+                if tag_rows:
+                    conn.executemany(_UPSERT_TAG, tag_rows)
+                if name_rows:
+                    conn.executemany(_SET_RUN_NAME, name_rows)
         except sqlite3.Error as exc:
             if is_store_failure(exc):
                 raise
-            # Something the checks above did not foresee: find the record(s) at fault by
-            # applying the accepted ones one at a time.
             conn.execute("ROLLBACK TO bulk")
             conn.execute("RELEASE bulk")
+            if len(accepted) == 1:  # the one record at fault
+                outcomes[accepted[0]] = MlflowException(f"SQLite error: {exc}", INTERNAL_ERROR)
+                return
             for k in accepted:
                 outcomes[k] = self._isolated(conn, self._apply_logging_one, records[k])
             return
@@ -682,22 +765,108 @@ def _sqlalchemy_error_text(exc: sqlite3.Error, statement: str, params: tuple) ->
     )
 
 
-def _insert_metrics(conn: sqlite3.Connection, records: list[tuple]) -> None:
-    n = len(records)
-    full = n - n % _ROWS_PER_INSERT
-    if full:
-        chain, r = itertools.chain.from_iterable, _ROWS_PER_INSERT
-        conn.executemany(_INSERT_METRICS, [tuple(chain(records[i : i + r])) for i in range(0, full, r)])
-    if full < n:
-        conn.executemany(_INSERT_METRIC, records[full:])
+def _row_sizes(conn: sqlite3.Connection, width: int) -> tuple[int, ...]:
+    """The statement sizes (rows) usable under this SQLite's limit on bound parameters."""
+    try:
+        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except (AttributeError, sqlite3.Error):
+        limit = 999
+    sizes = _SIZES.get((limit, width))
+    if sizes is None:
+        sizes = _SIZES[(limit, width)] = tuple(r for r in _ROW_SIZES if r * width + 1 <= limit)
+    return sizes
 
 
-_METRIC, _PARAM, _TAG = ev.METRIC, ev.PARAM, ev.TAG
+_SIZES: dict[tuple[int, int], tuple[int, ...]] = {}
+
+
+def _insert_rows(conn: sqlite3.Connection, statements: dict, flat: list, width: int, *head) -> None:
+    """Insert rows of ``width`` parameters laid end to end in ``flat`` with the multi-row
+    statements of ``statements`` (rows -> SQL), largest first; ``head`` (a run id) is bound
+    before each statement's rows."""
+    n = len(flat) // width
+    if n == 1:  # a synchronous call's one point
+        conn.execute(statements[1], (*head, *flat) if head else flat)
+        return
+    done = 0
+    for rows in _row_sizes(conn, width):
+        count = (n - done) // rows
+        if not count:
+            continue
+        span = rows * width
+        lo, hi = done * width, (done + count * rows) * width
+        if head:
+            params = [(*head, *flat[i : i + span]) for i in range(lo, hi, span)]
+        else:
+            params = [flat[i : i + span] for i in range(lo, hi, span)]
+        conn.executemany(statements[rows], params)
+        done += count * rows
+        if done == n:
+            break
+
+
+def _plain_metrics(seg: Sequence[tuple], run_ids: set, stages: dict) -> bool:
+    """True for records that are all well-formed METRIC records of active runs with finite
+    values: those need no Python work per point (see _apply_logging)."""
+    if set(map(_OP, seg)) != _ONLY_METRIC or set(map(len, seg)) != _METRIC_LEN:
+        return False
+    if any(stages.get(r) != ACTIVE for r in run_ids):
+        return False
+    try:
+        # One C-level pass: the sum is finite iff every value is (an overflow to inf only
+        # sends a batch the general way).
+        return math.isfinite(sum(map(_VALUE, seg)))
+    except (TypeError, OverflowError, ValueError):
+        return False
+
+
+def _finite_entries(metrics: Sequence) -> bool:
+    """True if a BATCH record's (key, value, timestamp, step) entries are well-formed and finite."""
+    try:
+        return set(map(len, metrics)) == _ENTRY_LEN and math.isfinite(sum(map(_SECOND, metrics)))
+    except (TypeError, OverflowError, ValueError):
+        return False
+
+
+def _latest_in_order(records: Sequence[tuple], accepted: Sequence[int]) -> dict[tuple[str, str], tuple]:
+    """latest_metrics rows of the accepted records' metrics, taken in logging order as MLflow
+    does: a point replaces the (run, key)'s best so far only if its (step, timestamp, value),
+    value as stored, is higher."""
+    latest: dict[tuple[str, str], tuple] = {}
+    get = latest.get
+    for k in accepted:
+        rec = records[k]
+        op, run_id = rec[1], rec[2]
+        if op == _METRIC:
+            rows: Any = (_sanitized(rec),)
+        elif op == _BATCH:
+            rows = (_sanitized((ev.VERSION, _METRIC, run_id, *m)) for m in rec[3])
+        else:
+            continue
+        for row in rows:
+            lkey = (run_id, row[3])
+            best = get(lkey)
+            if best is None or (row[6], row[5], row[4]) > (best[6], best[5], best[4]):
+                latest[lkey] = row
+    return latest
+
+
+_METRIC, _PARAM, _TAG, _BATCH = ev.METRIC, ev.PARAM, ev.TAG, ev.BATCH
+_ONLY_METRIC = {ev.METRIC}
+_METRIC_LEN = {7}  # (VERSION, METRIC, run_id, key, value, timestamp, step)
+_ENTRY_LEN = {4}  # a BATCH record's metric: (key, value, timestamp, step)
+_OP = operator.itemgetter(1)
+_RUN_ID = operator.itemgetter(2)
+_VALUE = operator.itemgetter(4)
+_RUN_KEY = operator.itemgetter(2, 3)
+_KEY = operator.itemgetter(3)
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
 _WIDE_BATCH_KEYS = 64
+_FEW = 16  # records up to which latest_metrics is worked out in Python
 _PK_ORDER = operator.itemgetter(3, 5, 6)  # (key, timestamp, step) of a metric record
 _PARAM_OPS = (ev.PARAM, ev.BATCH)
 _INFS = (math.inf, -math.inf)
-_NAN_MARK = -1  # replaces VERSION in a sanitized NaN record: "store with is_nan = 1"
 
 
 def _sanitized(rec: tuple) -> tuple:

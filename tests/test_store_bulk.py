@@ -1,0 +1,257 @@
+"""The store's bulk metric paths (writes.py): plain METRIC runs bound with no Python work per
+point, BATCH metrics bound behind their run id, latest_metrics taken from SQL. Whatever the
+path, what is stored must be what binding each point on its own stores, and latest_metrics
+must follow MLflow's rule (highest (step, timestamp, value), the first logged among equals)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import sqlite3
+import struct
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asynctrack import events as ev
+from asynctrack.store._sqlite import SqliteStore
+from asynctrack.store._sqlite import writes
+
+MAX = 1.7976931348623157e308
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def rec(op, *fields):
+    return ev.decode(ev.encode(op, *fields))
+
+
+def bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "mlruns"))
+    yield s
+    asyncio.run(s.close_writer())
+    s.close()
+
+
+def rows(store, sql, *args):
+    con = sqlite3.connect(store.path)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+async def new_run(store):
+    run_id = uuid.uuid4().hex
+    assert await store.apply([rec(ev.CREATE_RUN, run_id, "0", "me", 1000, [], "r")]) == [None]
+    return run_id
+
+
+def as_sqlite_stores(values):
+    """What SQLite gives back for each value bound on its own into a FLOAT column (it keeps
+    integral reals as integers on disk, so -0.0 comes back as 0.0: MLflow's store does the same)."""
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE t (i INTEGER PRIMARY KEY, v FLOAT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(values)))
+    return [v for _, v in con.execute("SELECT i, v FROM t ORDER BY i")]
+
+
+def hard_floats(n: int, seed: int) -> list[float]:
+    rnd = random.Random(seed)
+    out = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 2.225073858507201e-308, MAX, -MAX,
+           1.0, 0.1, 1e16, 1e22, 1e23, 123456789012345678.0, 2.0**53 + 2, 1 / 3]
+    while len(out) < n:
+        x = struct.unpack("<d", struct.pack("<Q", rnd.getrandbits(64)))[0]
+        if math.isfinite(x):
+            out.append(x)
+    return out
+
+
+# 617 = 512 + 64 + 32 + 8 + 1: every statement size is used.
+@pytest.mark.asyncio
+@pytest.mark.parametrize("n", [1, 7, 33, 617, 1100])
+async def test_plain_metrics_round_trip_bit_for_bit(store, n):
+    run_id = await new_run(store)
+    values = hard_floats(max(n, 16), seed=n)[:n]
+    steps = [INT64_MIN, INT64_MAX, -1, 0, 2**53 + 1] + list(range(n))
+    stamps = [0, INT64_MAX, 1, 2**53 + 1] + list(range(10**12, 10**12 + n))
+    batch = [rec(ev.METRIC, run_id, "m", v, stamps[i], steps[i]) for i, v in enumerate(values)]
+    assert await store.apply(batch) == [None] * n
+    got = rows(store, "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ?", run_id)
+    want = {(bits(v), stamps[i], steps[i]) for i, v in enumerate(as_sqlite_stores(values))}
+    assert {(bits(v), t, s) for v, t, s, _ in got} == want
+    assert len(got) == n and {r[3] for r in got} == {0}
+    assert {type(v) for v, *_ in got} == {float}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("n", [1, 9, 617, 1000])
+async def test_batch_metrics_round_trip_bit_for_bit(store, n):
+    run_id = await new_run(store)
+    values = hard_floats(max(n, 16), seed=1000 + n)[:n]
+    steps = [INT64_MIN, INT64_MAX] + list(range(n))
+    entries = [[f"k{i % 3}", v, INT64_MAX - i, steps[i]] for i, v in enumerate(values)]
+    assert await store.apply([rec(ev.BATCH, run_id, entries, [], [])]) == [None]
+    got = rows(store, "SELECT key, value, timestamp, step FROM metrics WHERE run_uuid = ?", run_id)
+    want = {(e[0], bits(v), e[2], e[3]) for e, v in zip(entries, as_sqlite_stores(values))}
+    assert {(k, bits(v), t, s) for k, v, t, s in got} == want and len(got) == n
+
+
+@pytest.mark.asyncio
+async def test_non_finite_values_in_either_path(store):
+    run_id = await new_run(store)
+    out = await store.apply(
+        [
+            rec(ev.METRIC, run_id, "a", 1.0, 1, 1),
+            rec(ev.METRIC, run_id, "a", math.nan, 1, 2),
+            rec(ev.BATCH, run_id, [["b", math.inf, 1, 1], ["b", 2.0, 1, 0], ["c", -math.inf, 1, 1]], [], []),
+            rec(ev.BATCH, run_id, [["d", 2.0, 1, 0], ["d", 3.0, 1, 5]], [], []),
+        ]
+    )
+    assert out == [None] * 4
+    got = set(rows(store, "SELECT key, value, step, is_nan FROM metrics"))
+    assert got == {
+        ("a", 1.0, 1, 0), ("a", 0.0, 2, 1), ("b", MAX, 1, 0), ("b", 2.0, 0, 0),
+        ("c", -MAX, 1, 0), ("d", 2.0, 0, 0), ("d", 3.0, 5, 0),
+    }
+    latest = set(rows(store, "SELECT key, value, step, is_nan FROM latest_metrics"))
+    assert latest == {("a", 0.0, 2, 1), ("b", MAX, 1, 0), ("c", -MAX, 1, 0), ("d", 3.0, 5, 0)}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("first_nan", [True, False])
+async def test_nan_and_zero_at_the_same_step_and_time_first_logged_is_latest(store, first_nan):
+    """NaN is stored as 0: equal to a logged 0.0 at the same step and time, so (as in MLflow)
+    the first of the two stays the latest, within one batch and across batches."""
+    run_id = await new_run(store)
+    pair = [math.nan, 0.0] if first_nan else [0.0, math.nan]
+    await store.apply([rec(ev.METRIC, run_id, "one", v, 5, 5) for v in pair])
+    for v in pair:
+        await store.apply([rec(ev.METRIC, run_id, "two", v, 5, 5)])
+    await store.apply([rec(ev.BATCH, run_id, [["three", v, 5, 5] for v in pair], [], [])])
+    latest = dict(rows(store, "SELECT key, is_nan FROM latest_metrics"))
+    expected = int(first_nan)
+    assert latest == {"one": expected, "two": expected, "three": expected}
+
+
+@pytest.mark.asyncio
+async def test_malformed_metric_record_fails_alone(store):
+    """A METRIC record of the wrong shape (a spool written by something else) cannot shift the
+    parameters of the records bound beside it."""
+    run_id = await new_run(store)
+    good = [rec(ev.METRIC, run_id, "m", float(i), 10, i) for i in range(40)]
+    bad = (ev.VERSION, ev.METRIC, run_id, "m", 99.0, 10, 99, "extra")
+    out = await store.apply(good[:20] + [bad] + good[20:])
+    assert out[:20] == [None] * 20 and out[21:] == [None] * 20
+    assert out[20] is not None and out[20].error_code == "INTERNAL_ERROR"
+    got = rows(store, "SELECT value, step FROM metrics ORDER BY step")
+    assert got == [(float(i), i) for i in range(40)]
+    assert rows(store, "SELECT value, step FROM latest_metrics") == [(39.0, 39)]
+
+
+def test_row_sizes_respect_the_parameter_limit():
+    con = sqlite3.connect(":memory:")
+    assert writes._row_sizes(con, 7)[-1] == 1
+    con.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    assert max(writes._row_sizes(con, 7)) * 7 < 999
+    assert max(writes._row_sizes(con, 4)) * 4 + 1 <= 999
+
+
+# -- against a model of MLflow's rules -------------------------------------------------------
+
+KEYS = ("a", "b", "c")
+values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1.0, math.nan, math.inf, -math.inf, MAX]),
+)
+points = st.tuples(st.sampled_from(KEYS), values, st.integers(0, 3), st.integers(-2, 3))
+records = st.lists(
+    st.one_of(
+        st.builds(lambda p: ("m", p), points),
+        st.builds(lambda ps: ("b", ps), st.lists(points, min_size=1, max_size=8)),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def model(batches):
+    """MLflow's SQL store: NaN -> 0 with is_nan, ±inf -> ±MAX, identical points once, latest =
+    the first logged point with the highest (step, timestamp, stored value)."""
+    stored, latest = set(), {}
+    for batch in batches:
+        for kind, payload in batch:
+            for key, value, ts, step in [payload] if kind == "m" else payload:
+                is_nan = int(value != value)
+                v = 0.0 if is_nan else (MAX if value == math.inf else -MAX if value == -math.inf else value)
+                v = 0.0 if v == 0 else v  # SQLite keeps -0.0 as 0
+                stored.add((key, v, ts, step, is_nan))
+                best = latest.get(key)
+                if best is None or (step, ts, v) > (best[3], best[2], best[1]):
+                    latest[key] = (key, v, ts, step, is_nan)
+    return stored, set(latest.values())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(records, min_size=1, max_size=3))
+def test_bulk_paths_match_mlflows_rules(tmp_path_factory, batches):
+    tmp = tmp_path_factory.mktemp("bulk")
+    s = SqliteStore(f"sqlite:///{tmp}/mlflow.db", artifact_root=str(tmp / "mlruns"))
+    try:
+
+        async def go():
+            run_id = await new_run(s)
+            for batch in batches:
+                recs = [
+                    rec(ev.METRIC, run_id, p[0], p[1], p[2], p[3]) if kind == "m"
+                    else rec(ev.BATCH, run_id, [list(x) for x in p], [], [])
+                    for kind, p in batch
+                ]
+                assert await s.apply(recs) == [None] * len(recs)
+            await s.close_writer()
+
+        asyncio.run(go())
+        stored, latest = model(batches)
+        got = set(rows(s, "SELECT key, value, timestamp, step, is_nan FROM metrics"))
+        assert {(k, bits(v), t, st_, n) for k, v, t, st_, n in got} == {
+            (k, bits(v), t, st_, n) for k, v, t, st_, n in stored
+        }
+        got_latest = set(rows(s, "SELECT key, value, timestamp, step, is_nan FROM latest_metrics"))
+        assert got_latest == latest
+    finally:
+        s.close()
+
+
+@pytest.mark.asyncio
+async def test_latest_over_many_points_at_one_step_across_batches(store):
+    """step 0 everywhere (log_metric without a step): the latest is the highest timestamp,
+    then value, and a later batch of lower points leaves it alone."""
+    run_id = await new_run(store)
+    for b in range(4):
+        batch = [rec(ev.METRIC, run_id, "m", float(i % 7), 1000 * b + i, 0) for i in range(40)]
+        await store.apply(batch)
+    assert rows(store, "SELECT value, timestamp, step FROM latest_metrics") == [(4.0, 3039, 0)]
+    await store.apply([rec(ev.METRIC, run_id, "m", 99.0, 5, 0) for _ in range(20)])  # older
+    await store.apply([rec(ev.BATCH, run_id, [["m", 50.0, 3039, 0]] * 20, [], [])])  # same time, higher
+    assert rows(store, "SELECT value, timestamp, step FROM latest_metrics") == [(50.0, 3039, 0)]
+    await store.apply([rec(ev.METRIC, run_id, "m", float(i), 1, -1) for i in range(30)])  # lower step
+    assert rows(store, "SELECT value, timestamp, step FROM latest_metrics") == [(50.0, 3039, 0)]
+
+
+def test_latest_query_reads_only_the_new_points_of_the_top_step(store):
+    """The latest_metrics upsert must not read a key's whole history (no timing here: the
+    plan is the point): a seek on (run_uuid, key, step, rowid) and a max() on the index."""
+    con = sqlite3.connect(store.path)
+    try:
+        plan = [r[3] for r in con.execute("EXPLAIN QUERY PLAN " + writes._UPSERT_LATEST_FROM_METRICS, (0, "r", "k"))]
+    finally:
+        con.close()
+    assert any("index_metrics_run_uuid_key_step (run_uuid=? AND key=? AND step=? AND rowid>?)" in p for p in plan), plan
+    assert not any("SCAN" in p for p in plan), plan
