@@ -374,8 +374,14 @@ class SqliteWriter:
             rows = sorted(seg, key=_PK_ORDER) if len(pairs) > _WIDE_BATCH_KEYS else seg
             self._write_bulk(conn, records, range(start, stop), outcomes, rows, (), (), pairs)
             return
-        param_runs = {records[k][2] for k in range(start, stop) if records[k][1] in _PARAM_OPS}
-        params = self._existing_params(conn, param_runs) if param_runs else {}
+        wanted: dict[str, set[str]] = {}  # run id -> param keys this batch logs
+        for k in range(start, stop):
+            rec = records[k]
+            if rec[1] == _PARAM:
+                wanted.setdefault(rec[2], set()).add(rec[3])
+            elif rec[1] == ev.BATCH and rec[4]:
+                wanted.setdefault(rec[2], set()).update(p[0] for p in rec[4] if p)
+        params = self._existing_params(conn, wanted) if wanted else {}
 
         # A metric record (VERSION, METRIC, run_id, key, value, timestamp, step) is bound as it
         # is (see _metric_insert), a non-finite one after _sanitized; a BATCH record's finite
@@ -542,16 +548,19 @@ class SqliteWriter:
             )
         return stages
 
-    def _existing_params(self, conn, run_ids: set[str]) -> dict[tuple[str, str], str]:
+    def _existing_params(self, conn, wanted: dict[str, set[str]]) -> dict[tuple[str, str], str]:
+        """The stored values of just the params a batch logs, by their primary key (key,
+        run_uuid): a run's 5,000th param costs what its first did, not a read of all of them."""
         params: dict[tuple[str, str], str] = {}
-        ids = list(run_ids)
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for run_id, key, value in conn.execute(
-                f"SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({marks})", chunk
-            ):
-                params[(run_id, key)] = value
+        for run_id, keys in wanted.items():
+            names = [k for k in keys if isinstance(k, str)]
+            for i in range(0, len(names), _CHUNK):
+                chunk = names[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for key, value in conn.execute(
+                    f"SELECT key, value FROM params WHERE run_uuid = ? AND key IN ({marks})", (run_id, *chunk)
+                ):
+                    params[(run_id, key)] = value
         return params
 
     # -- lifecycle records, one at a time --------------------------------------------------------
@@ -865,7 +874,6 @@ _SECOND = operator.itemgetter(1)
 _WIDE_BATCH_KEYS = 64
 _FEW = 16  # records up to which latest_metrics is worked out in Python
 _PK_ORDER = operator.itemgetter(3, 5, 6)  # (key, timestamp, step) of a metric record
-_PARAM_OPS = (ev.PARAM, ev.BATCH)
 _INFS = (math.inf, -math.inf)
 
 
