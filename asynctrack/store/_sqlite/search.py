@@ -17,6 +17,8 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from ..._gc import paused_gc
@@ -34,7 +36,6 @@ from ...entities import (
     Experiment,
     ExperimentTag,
     LifecycleStage,
-    Metric,
     Run,
     RunData,
     RunInputs,
@@ -271,52 +272,84 @@ def search_runs(
 
 
 def load_runs(conn: sqlite3.Connection, rows: list[tuple]) -> list[Run]:
-    """Runs from ``runs`` rows, their metrics, params and tags read in three batched queries."""
+    """Runs from ``runs`` rows, with their metrics, params and tags read in two batched queries
+    and kept raw: each run's RunData builds its entities when first read (``RunData._from_raw``),
+    so a page of 1,000 runs costs the rows, not 25,000 entities nobody may look at.
+
+    The latest metrics come one row per metric (their REAL values must reach Python as the
+    exact doubles, which SQLite's JSON text would round to 15 digits); the params and tags of a
+    run come as one JSON object each (text, exact), built by SQLite: one Python row per run
+    instead of one per value. Within a run, rows come in the order of the ``run_uuid`` index,
+    as in the eager queries before (and MLflow's)."""
     if not rows:
         return []
-    # Rows are tagged with the run's index in the page (json_each's key), not its 32-character
-    # id: small ints are shared objects, so 25,000 rows decode no id strings.
+    # The page's runs are numbered by their position in the JSON array (json_each's key):
+    # small ints, no 32-character ids decoded per row.
     ids = json.dumps([row[0] for row in rows])
-    page = "FROM json_each(?) j JOIN {table} x ON x.run_uuid = j.value"
     n = len(rows)
-    metrics: list[list] = [[] for _ in range(n)]
-    params: list[dict] = [{} for _ in range(n)]
-    tags: list[dict] = [{} for _ in range(n)]
-    new = object.__new__
-    nan = float("nan")
+    metrics: list = [None] * n
+    params: list = [None] * n
+    tags: list = [None] * n
     with paused_gc():  # tens of thousands of small objects
-        for i, key, value, timestamp, step, is_nan in conn.execute(
-            "SELECT j.key, x.key, x.value, x.timestamp, x.step, x.is_nan "
-            + page.format(table="latest_metrics"),
-            (ids,),
-        ):
-            m = new(Metric)
-            m._key = key
-            m._value = nan if is_nan else value
-            m._timestamp = timestamp
-            m._step = step
-            m._run_id = None
-            m._extra = None
-            metrics[i].append(m)
-        for i, key, value in conn.execute(
-            "SELECT j.key, x.key, x.value " + page.format(table="params"), (ids,)
-        ):
-            params[i][key] = value
-        for i, key, value in conn.execute(
-            "SELECT j.key, x.key, x.value " + page.format(table="tags"), (ids,)
-        ):
-            tags[i][key] = value
+        metric_rows = conn.execute(_PAGE_METRICS_SQL, (ids,)).fetchall()
+        # Rows arrive grouped by run (json_each drives the join); a run seen twice (another
+        # plan) still gets all its rows.
+        for i, group in groupby(metric_rows, _fifth):
+            current = metrics[i]
+            if current is None:
+                metrics[i] = list(group)
+            else:
+                current.extend(group)
+        try:
+            for i, p, t in conn.execute(_PAGE_PARAMS_TAGS_SQL, (ids,)):
+                params[i] = p
+                tags[i] = t
+        except sqlite3.OperationalError as error:
+            if "JSON" not in str(error):
+                raise
+            # A value that JSON cannot hold (a BLOB written by something else): pairs instead.
+            params = _pairs_by_run(conn, "params", ids, n)
+            tags = _pairs_by_run(conn, "tags", ids, n)
+        from_raw = RunData._from_raw
+        info_from_row = run_info_from_row
+        new = object.__new__
         runs = []
+        append = runs.append
         for i, row in enumerate(rows):
-            info = run_info_from_row(row)
-            data = new(RunData)
-            objs = metrics[i]
-            data._metric_objs = objs
-            data._metrics = {m._key: m._value for m in objs}
-            data._params = params[i]
-            data._tags = tags[i]
-            runs.append(Run(info, data, RunInputs(dataset_inputs=[])))
+            run = new(Run)
+            run._info = info_from_row(row)
+            run._data = from_raw(metrics[i], params[i], tags[i])
+            run._inputs = RunInputs(dataset_inputs=[])
+            run._outputs = None
+            append(run)
     return runs
+
+
+_fifth = itemgetter(5)
+_PAGE_METRICS_SQL = (
+    "SELECT x.key, x.value, x.timestamp, x.step, x.is_nan, j.key "
+    "FROM json_each(?) j JOIN latest_metrics x ON x.run_uuid = j.value"
+)
+_PAGE_PARAMS_TAGS_SQL = (
+    "SELECT j.key, "
+    "(SELECT json_group_object(x.key, x.value) FROM params x WHERE x.run_uuid = j.value), "
+    "(SELECT json_group_object(x.key, x.value) FROM tags x WHERE x.run_uuid = j.value) "
+    "FROM json_each(?) j"
+)
+
+
+def _pairs_by_run(conn: sqlite3.Connection, table: str, ids: str, n: int) -> list:
+    out: list = [None] * n
+    for i, key, value in conn.execute(
+        f"SELECT j.key, x.key, x.value FROM json_each(?) j JOIN {table} x "
+        "ON x.run_uuid = j.value",
+        (ids,),
+    ):
+        pairs = out[i]
+        if pairs is None:
+            pairs = out[i] = []
+        pairs.append((key, value))
+    return out
 
 
 # -- experiments ------------------------------------------------------------------------------
