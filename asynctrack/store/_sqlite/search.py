@@ -68,6 +68,7 @@ _EXPERIMENT_COLUMNS = {
     "last_update_time": "e.last_update_time",
 }
 _ENTITY_TABLES = {METRIC: "latest_metrics", PARAM: "params", TAG: "tags"}
+_NULL_TESTS = ("IS NULL", "IS NOT NULL")
 _SIMPLE_OPS = {"=": "=", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
@@ -121,7 +122,12 @@ def _compare(column: str, comparator: str, value: Any, args: list) -> str:
     raise MlflowException(f"Invalid comparator '{comparator}'", INVALID_PARAMETER_VALUE)
 
 
-def _run_filter_sql(clause: Clause, args: list) -> str:
+def _run_filter_sql(clause: Clause, args: list, drive: bool = False) -> str:
+    """SQL for one filter clause. ``drive``: a metric/param/tag comparison is written as
+    ``r.run_uuid IN (SELECT run_uuid ...)`` instead of EXISTS (the same rows: neither column
+    can be NULL), which lets SQLite start from that key's range of the table's (key, run_uuid)
+    primary key and look the few runs up, instead of scanning every run and probing the key
+    for each (1,000 of 10,000 runs: about 2/3 of the time)."""
     kind, key, comparator, value = clause.kind, clause.key, clause.comparator, clause.value
     if kind == ATTRIBUTE:
         if key == "run_name":
@@ -146,6 +152,8 @@ def _run_filter_sql(clause: Clause, args: list) -> str:
     if kind == METRIC:
         # NaN is stored as value 0 with is_nan set: it satisfies "!=" only.
         cond = f"({cond} OR x.is_nan = 1)" if comparator == "!=" else f"({cond} AND x.is_nan = 0)"
+    if drive:
+        return f"r.run_uuid IN (SELECT x.run_uuid FROM {table} x WHERE x.key = ? AND {cond})"
     return f"EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = ? AND {cond})"
 
 
@@ -253,7 +261,12 @@ def search_runs(
     where_args: list = []
     where = [_in_list("r.experiment_id", exp_ids, where_args)]
     where.append(_in_list("r.lifecycle_stage", stages, where_args))
-    where += [_run_filter_sql(c, where_args) for c in clauses]
+    # The first metric/param/tag comparison drives the query (see _run_filter_sql); more than
+    # one IN list made SQLite build and probe several lists, slower than EXISTS probes.
+    driver = next(
+        (c for c in clauses if c.kind in _ENTITY_TABLES and c.comparator not in _NULL_TESTS), None
+    )
+    where += [_run_filter_sql(c, where_args, c is driver) for c in clauses]
     # Only the ids, in order, and no LIMIT: with a LIMIT SQLite keeps a top-N b-tree, one
     # insertion per matching run (3x the cost of its plain sorter here); the sorted ids are
     # read off the statement up to the page's end instead (skipping a later page's offset in
