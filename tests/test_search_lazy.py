@@ -232,3 +232,35 @@ def test_pages_equal_get_run(world, max_results, order, reads):
         for read in reads:
             _READS[read](run.data)
         _assert_same_data(run.data, client.get_run(run.info.run_id).data)
+
+
+def test_threads_reading_the_same_lazy_runs_see_the_same_objects(world):
+    import threading
+
+    client = world["client"]
+    for _ in range(5):
+        runs = client.search_runs(world["data"]["experiments"], "", ViewType.ALL, max_results=1000)
+        seen: list = []
+        barrier = threading.Barrier(4)
+
+        def read(order):
+            barrier.wait()
+            out = []
+            for run in runs:
+                parts = {k: id(getattr(run.data, k)) for k in order}
+                out.append(parts)
+            seen.append(out)
+
+        orders = [("params", "_metric_objs", "tags", "metrics"), ("metrics", "tags", "params", "_metric_objs"),
+                  ("_metric_objs", "params", "metrics", "tags"), ("tags", "metrics", "_metric_objs", "params")]
+        threads = [threading.Thread(target=read, args=(o,)) for o in orders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(seen) == 4
+        assert all(s == seen[0] for s in seen)
+        for run in runs:
+            assert run.data.metrics == {m.key: m.value for m in run.data._metric_objs} or any(
+                v != v for v in run.data.metrics.values()
+            )

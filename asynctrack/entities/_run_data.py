@@ -10,6 +10,7 @@ and ``_tags`` then appear (each part on its own) the first time anything reads t
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from asynctrack.entities._metric import Metric
@@ -45,20 +46,25 @@ class RunData(_MlflowObject):
         return data
 
     def __getattr__(self, name: str) -> Any:
-        # Only called when ``name`` is not set yet: a part of a lazily built RunData.
-        state = self.__dict__
-        if name in ("_metric_objs", "_metrics") and "_raw_metrics" in state:
-            rows = state.pop("_raw_metrics")
-            objs = _metrics_from_rows(rows) if rows else []
-            state["_metric_objs"] = objs
-            state["_metrics"] = {m._key: m._value for m in objs}
-            return state[name]
-        if name == "_params" and "_raw_params" in state:
-            value = state["_params"] = _dict_from_raw(state.pop("_raw_params"))
-            return value
-        if name == "_tags" and "_raw_tags" in state:
-            value = state["_tags"] = _dict_from_raw(state.pop("_raw_tags"))
-            return value
+        # Only called while ``name`` is not set: a part of a lazily built RunData. One lock
+        # for all (held for the build of one part, once per part): two threads reading the
+        # same new run see the same objects, never a half-built part.
+        raw_key = _LAZY_PARTS.get(name)
+        if raw_key is not None:
+            state = self.__dict__
+            with _BUILD_LOCK:
+                if name in state:  # another thread built it meanwhile
+                    return state[name]
+                if raw_key in state:
+                    raw = state[raw_key]
+                    if raw_key == "_raw_metrics":
+                        objs = _metrics_from_rows(raw) if raw else []
+                        state["_metric_objs"] = objs
+                        state["_metrics"] = {m._key: m._value for m in objs}
+                    else:
+                        state[name] = _dict_from_raw(raw)
+                    del state[raw_key]
+                    return state[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def _materialize(self) -> None:
@@ -100,6 +106,13 @@ class RunData(_MlflowObject):
 
 _new = object.__new__
 _NAN = float("nan")
+_LAZY_PARTS = {
+    "_metric_objs": "_raw_metrics",
+    "_metrics": "_raw_metrics",
+    "_params": "_raw_params",
+    "_tags": "_raw_tags",
+}
+_BUILD_LOCK = threading.RLock()
 
 
 def _metrics_from_rows(rows: Any) -> list[Metric]:
