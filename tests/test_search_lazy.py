@@ -264,3 +264,15 @@ def test_threads_reading_the_same_lazy_runs_see_the_same_objects(world):
             assert run.data.metrics == {m.key: m.value for m in run.data._metric_objs} or any(
                 v != v for v in run.data.metrics.values()
             )
+
+
+def test_a_run_without_user_id_fails_as_runinfo_does(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("broken")
+    run_id = client.create_run(exp).info.run_id
+    client.flush()
+    with sqlite3.connect(tmp_path / "mlflow.db") as con:
+        con.execute("UPDATE runs SET user_id = NULL WHERE run_uuid = ?", (run_id,))
+    with pytest.raises(Exception, match="user_id cannot be None"):
+        client.search_runs([exp], "")
