@@ -107,7 +107,7 @@ def test_lazy_run_data_mutators_behave_as_mlflow(world):
 
 
 def test_from_raw_equals_constructor():
-    rows = [("a", 1.0, 5, 0, 0, 7), ("b", 0.0, None, 3, 1, 7), ("a", 2.0, 6, 1, 0, 7)]
+    rows = [("a", 1.0, 5, 0, 7), ("b", None, None, 3, 7), ("a", 2.0, 6, 1, 7)]
     metrics = [Metric("a", 1.0, 5, 0), Metric("b", float("nan"), None, 3), Metric("a", 2.0, 6, 1)]
     eager = RunData(metrics, [Param("p", "1"), Param("q", "")], [RunTag("t", None), RunTag("u", "é")])
     for params, tags in (

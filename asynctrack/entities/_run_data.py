@@ -38,8 +38,8 @@ class RunData(_MlflowObject):
     @classmethod
     def _from_raw(cls, metric_rows: Any, params: Any, tags: Any) -> RunData:
         """A RunData whose parts are built when first read, from store data: ``metric_rows`` is
-        a list of ``(key, value, timestamp, step, is_nan, ...)`` rows (further fields ignored;
-        None for no metrics); ``params`` and ``tags`` are each a JSON object text, a list of
+        a list of ``(key, value, timestamp, step, ...)`` rows, value None for NaN (further
+        fields ignored; None for no metrics); ``params`` and ``tags`` are each a JSON object text, a list of
         ``(key, value)`` pairs, or None (none)."""
         data = _new(cls)
         data.__dict__.update(_raw_metrics=metric_rows, _raw_params=params, _raw_tags=tags)
@@ -123,7 +123,8 @@ def _metrics_from_rows(rows: Any) -> list[Metric]:
     for row in rows:
         m = new(Metric)
         m._key = row[0]
-        m._value = nan if row[4] else row[1]
+        value = row[1]
+        m._value = nan if value is None else value
         m._timestamp = row[2]
         m._step = row[3]
         m._run_id = None

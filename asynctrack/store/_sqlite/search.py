@@ -324,7 +324,7 @@ def load_runs(conn: sqlite3.Connection, run_ids: list[str]) -> list[Run]:
         metric_rows = conn.execute(_PAGE_METRICS_SQL, (ids,)).fetchall()
         # Rows arrive grouped by run (json_each drives the join); a run seen twice (another
         # plan) still gets all its rows.
-        for i, group in groupby(metric_rows, _fifth):
+        for i, group in groupby(metric_rows, _fifth_field):
             current = metrics[i]
             if current is None:
                 metrics[i] = list(group)
@@ -367,9 +367,10 @@ def load_runs(conn: sqlite3.Connection, run_ids: list[str]) -> list[Run]:
     return runs
 
 
-_fifth = itemgetter(5)
+_fifth_field = itemgetter(4)
+# NaN comes as NULL (value is NOT NULL in the schema): one column fewer to convert per row.
 _PAGE_METRICS_SQL = (
-    "SELECT x.key, x.value, x.timestamp, x.step, x.is_nan, j.key "
+    "SELECT x.key, iif(x.is_nan, NULL, x.value), x.timestamp, x.step, j.key "
     "FROM json_each(?) j JOIN latest_metrics x ON x.run_uuid = j.value"
 )
 _PAGE_RUNS_ONLY_SQL = (
