@@ -1,7 +1,16 @@
-"""RunData: a run's latest metrics, params and tags as key -> value dicts."""
+"""RunData: a run's latest metrics, params and tags as key -> value dicts.
+
+``search_runs`` returns pages of up to 50,000 runs whose data is mostly never looked at, so the
+store may build a RunData from the raw rows it read (``RunData._from_raw``) and leave the
+entities to be made on first access: the attributes ``_metric_objs``, ``_metrics``, ``_params``
+and ``_tags`` then appear (each part on its own) the first time anything reads them, through
+``__getattr__``, and from then on are ordinary attributes, exactly as ``__init__`` sets them.
+"""
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import Any
 
 from asynctrack.entities._metric import Metric
@@ -25,6 +34,46 @@ class RunData(_MlflowObject):
         self._metrics = {metric.key: metric.value for metric in self._metric_objs}
         self._params = {param.key: param.value for param in (params or [])}
         self._tags = {tag.key: tag.value for tag in (tags or [])}
+
+    @classmethod
+    def _from_raw(cls, metric_rows: Any, params: Any, tags: Any) -> RunData:
+        """A RunData whose parts are built when first read, from store data: ``metric_rows`` is
+        a list of ``(key, value, timestamp, step, ...)`` rows, value None for NaN (further
+        fields ignored; None for no metrics); ``params`` and ``tags`` are each a JSON object text, a list of
+        ``(key, value)`` pairs, or None (none)."""
+        data = _new(cls)
+        data.__dict__.update(_raw_metrics=metric_rows, _raw_params=params, _raw_tags=tags)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called while ``name`` is not set: a part of a lazily built RunData. One lock
+        # for all (held for the build of one part, once per part): two threads reading the
+        # same new run see the same objects, never a half-built part.
+        raw_key = _LAZY_PARTS.get(name)
+        if raw_key is not None:
+            state = self.__dict__
+            with _BUILD_LOCK:
+                if name in state:  # another thread built it meanwhile
+                    return state[name]
+                if raw_key in state:
+                    raw = state[raw_key]
+                    if raw_key == "_raw_metrics":
+                        objs = _metrics_from_rows(raw) if raw else []
+                        state["_metric_objs"] = objs
+                        state["_metrics"] = {m._key: m._value for m in objs}
+                    else:
+                        state[name] = _dict_from_raw(raw)
+                    del state[raw_key]
+                    return state[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def _materialize(self) -> None:
+        """Build whatever is still raw (so that ``__dict__`` is what ``__init__`` makes)."""
+        self._metric_objs, self._params, self._tags  # noqa: B018 - the reads build them
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._materialize()
+        return self.__dict__
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -53,3 +102,40 @@ class RunData(_MlflowObject):
 
     def to_dictionary(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "params": self.params, "tags": self.tags}
+
+
+_new = object.__new__
+_NAN = float("nan")
+_LAZY_PARTS = {
+    "_metric_objs": "_raw_metrics",
+    "_metrics": "_raw_metrics",
+    "_params": "_raw_params",
+    "_tags": "_raw_tags",
+}
+_BUILD_LOCK = threading.RLock()
+
+
+def _metrics_from_rows(rows: Any) -> list[Metric]:
+    new = _new
+    nan = _NAN
+    out = []
+    append = out.append
+    for row in rows:
+        m = new(Metric)
+        m._key = row[0]
+        value = row[1]
+        m._value = nan if value is None else value
+        m._timestamp = row[2]
+        m._step = row[3]
+        m._run_id = None
+        m._extra = None
+        append(m)
+    return out
+
+
+def _dict_from_raw(raw: Any) -> dict[str, Any]:
+    if not raw:
+        return {}
+    if type(raw) is str:
+        return json.loads(raw)
+    return dict(raw)
