@@ -139,6 +139,7 @@ def read_spool(path: str) -> tuple[SpoolHeader, Iterator[bytes], list[str]]:
     problems: list[str] = []
 
     def payloads() -> Iterator[bytes]:
+        count = 0
         try:
             while True:
                 try:
@@ -146,22 +147,22 @@ def read_spool(path: str) -> tuple[SpoolHeader, Iterator[bytes], list[str]]:
                 except StopIteration:
                     return
                 except (ValueError, msgpack.UnpackException) as exc:
-                    problems.append(f"unreadable data after {header_count[0]} records: {exc}")
+                    problems.append(f"unreadable data after {count} records: {exc}")
                     return
                 if not isinstance(item, bytes):
-                    problems.append(f"record {header_count[0] + 1} is not an event (skipped)")
+                    problems.append(f"record {count + 1} is not an event (skipped)")
                     continue
-                header_count[0] += 1
+                count += 1
                 yield item
         finally:
             # A record cut short at the end (the writer was killed mid-append) leaves bytes in
             # the buffer that never make an object.
-            if unpacker.tell() < os.path.getsize(path) and not problems:
+            left = os.path.getsize(path) - unpacker.tell()
+            if left > 0 and not problems:
                 problems.append(
-                    f"{os.path.getsize(path) - unpacker.tell()} bytes at the end do not make a "
-                    "complete record (the file was cut short); the records before them are read"
+                    f"{left} bytes at the end do not make a complete record (the file was cut "
+                    "short); the records before them are read"
                 )
             f.close()
 
-    header_count = [0]
     return header, payloads(), problems
