@@ -328,7 +328,9 @@ def test_exit_waits_a_bounded_time_for_a_lock_then_spools(tmp_path):
 def test_sigterm_while_the_store_is_down_spools_and_keeps_the_killed_status(tmp_path):
     """Preempted during an outage: the queue and the run's KILLED status go to the spool."""
     (tmp_path / "db").mkdir()
-    script = VANISH.replace('print("logged", flush=True)', 'print("logged", flush=True); time.sleep(60)')
+    # A training loop runs bytecode often; a main thread asleep in one 60 s C call would see the
+    # handler only when it wakes, if the signal went to another thread (seen here, rarely).
+    script = VANISH.replace('print("logged", flush=True)', 'print("logged", flush=True)\n    for _ in range(600): time.sleep(0.1)')
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env=_env(tmp_path, ASYNCTRACK_EXIT_TIMEOUT="1", ASYNCTRACK_STORE_RETRY="0.2"))
