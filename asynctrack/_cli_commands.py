@@ -6,8 +6,6 @@ import os
 
 import click
 
-from .cli import _status
-
 
 @click.group()
 def cli() -> None:
@@ -22,7 +20,7 @@ def cli() -> None:
     help="The store to write to (default: the one each spool file was written for).",
 )
 @click.option("--delete", is_flag=True, help="Remove each spool file once all of it is stored.")
-def replay(spools: tuple[str, ...], tracking_uri: str | None, delete: bool) -> None:
+def replay(spools: tuple[str, ...], tracking_uri: str | None, delete: bool) -> int:
     """Store the records of spool files (written when a store could not be reached).
 
     Replaying is idempotent: records already stored are not stored twice, so a spool can be
@@ -50,4 +48,4 @@ def replay(spools: tuple[str, ...], tracking_uri: str | None, delete: bool) -> N
         if not report.ok:
             worst = 1
     flush_all()
-    _status[0] = worst
+    return worst

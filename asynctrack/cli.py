@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     from ._cli_commands import cli
 
     try:
-        cli.main(args=argv, prog_name="asynctrack", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="asynctrack", standalone_mode=False)
     except SystemExit as exc:  # click's own exits (--help)
         return int(exc.code or 0)
     except Exception as exc:  # noqa: BLE001 - click's usage errors and ours, as one line each
@@ -32,10 +32,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"asynctrack: {exc}", file=sys.stderr)
         return 1
-    return _status[0]
+    return status if isinstance(status, int) else 0  # a command returns its exit status
 
-
-_status = [0]  # what the command that ran asks the process to exit with
 
 if __name__ == "__main__":
     sys.exit(main())

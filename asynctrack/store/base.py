@@ -55,10 +55,11 @@ class Store(abc.ABC):
         """
 
     def apply_direct(self, records: Sequence[tuple], done: Callable[[list[Any]], None]) -> bool:
-        """Optionally apply ``records`` on the store's own write thread, without the event loop,
-        calling ``done(outcomes)`` there once they are durable (or failed); False when the store
-        cannot (the default), and the writer then takes its usual path. The writer uses it only
-        for a synchronous record while nothing else is queued or in flight, so order holds."""
+        """Optionally apply ``records`` without the event loop (the SQLite store does it in the
+        calling thread), calling ``done(outcomes)`` once they are durable or failed, a
+        ``StoreUnavailable`` outcome meaning "not stored, take the usual path"; False when the
+        store cannot (the default). The writer uses it only for a synchronous record while
+        nothing else is queued or in flight, so order holds."""
         return False
 
     @abc.abstractmethod

@@ -81,6 +81,7 @@ class Writer:
         self._room_waiters = 0
         self._outage = Outage(self.store, self._store, MAX_BATCH)  # the store's, if it is down
         self._inflight: list = []  # what the store is applying now (spooled if exit cannot wait)
+        self._last_mark: tuple | None = None  # see _progress_stalled
 
     # -- producers ------------------------------------------------------------------------------
     def submit(self, payload: bytes) -> int:
@@ -410,8 +411,7 @@ class Writer:
 
     def _progress_stalled(self) -> bool:
         mark = (len(self._queue), id(self._inflight))
-        stalled = mark == getattr(self, "_last_mark", None)
-        self._last_mark = mark
+        stalled, self._last_mark = mark == self._last_mark, mark
         return stalled
 
     def _spool_from_outside(self) -> None:

@@ -244,14 +244,22 @@ class SqliteWriter:
         # The sqlite3 connection lives on aiosqlite's thread; the batch runs there in one hop.
         try:
             return await self._retry(aconn._execute, self._transaction, aconn, records, on_commit)
-        except StoreUnavailable:
-            await self.close()
-            raise
-        except sqlite3.Error as exc:
-            if not is_store_failure(exc):
+        except Exception as exc:
+            unavailable = self._as_unavailable(exc)
+            if unavailable is None:
                 raise
             await self.close()
-            raise StoreUnavailable(f"cannot write {self._path}: {exc}") from exc
+            raise unavailable from exc
+
+    def _as_unavailable(self, exc: BaseException) -> StoreUnavailable | None:
+        """``exc`` as the store failure it is (the file, not the statement), or None."""
+        if isinstance(exc, StoreUnavailable):
+            return exc
+        if isinstance(exc, sqlite3.Error) and is_store_failure(exc):
+            return StoreUnavailable(f"cannot write {self._path}: {exc}")
+        if isinstance(exc, MlflowException) and exc.error_code == "TEMPORARILY_UNAVAILABLE":
+            return StoreUnavailable(str(exc))  # retry_sync's lock that outlived the deadline
+        return None
 
     def apply_direct(self, records: Sequence[tuple], done: Callable[[list[Any]], None]) -> bool:
         """Apply ``records`` right here, in the caller's thread, on a connection of that
@@ -274,11 +282,9 @@ class SqliteWriter:
         try:
             outcomes = retry_sync(lambda: self._transaction_on(conn, records))
         except Exception as exc:  # noqa: BLE001 - the caller gets it (KeyboardInterrupt goes up)
-            if isinstance(exc, sqlite3.Error) and is_store_failure(exc):
-                exc = StoreUnavailable(f"cannot write {self._path}: {exc}")
-            elif isinstance(exc, MlflowException) and exc.error_code == "TEMPORARILY_UNAVAILABLE":
-                exc = StoreUnavailable(str(exc))
-            if isinstance(exc, StoreUnavailable):
+            unavailable = self._as_unavailable(exc)
+            if unavailable is not None:
+                exc = unavailable
                 local.conn = None
                 conn.close()
             outcomes = [exc] * len(records)
