@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import time
 import math
 import multiprocessing
 import sqlite3
@@ -372,3 +374,62 @@ async def test_delete_tag_and_missing_tag(store):
         "RESOURCE_DOES_NOT_EXIST",
         f"No tag with name: k in run with id {run_id}",
     )
+
+
+def test_a_new_file_gets_16k_pages_and_an_existing_file_keeps_its_own(tmp_path):
+    from asynctrack import MlflowClient
+
+    MlflowClient(f"sqlite:///{tmp_path}/new.db").create_experiment("x")
+    con = sqlite3.connect(tmp_path / "new.db")
+    assert con.execute("PRAGMA page_size").fetchone() == (16384,)
+    con.close()
+    # A file made elsewhere (MLflow makes 4 KiB pages) is used as it is.
+    old = tmp_path / "old.db"
+    shutil.copy(tmp_path / "new.db", old)
+    con = sqlite3.connect(old)
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.execute("PRAGMA page_size=4096")
+    con.execute("VACUUM")
+    assert con.execute("PRAGMA page_size").fetchone() == (4096,)
+    con.close()
+    client = MlflowClient(f"sqlite:///{old}")
+    run = client.create_run(client.create_experiment("y")).info.run_id
+    client.log_metric(run, "m", 1.0)
+    con = sqlite3.connect(old)
+    assert con.execute("PRAGMA page_size").fetchone() == (4096,)
+    assert con.execute("SELECT count(*) FROM metrics").fetchone() == (1,)
+    con.close()
+
+
+def test_the_wal_is_checkpointed_in_the_background_without_a_commit_paying_for_it(tmp_path):
+    """Synchronous log_batch calls commit in the caller's thread; past CHECKPOINT_ROWS rows the
+    writer's loop copies the WAL into the database file. The main file alone (no -wal) then
+    holds the rows: proof that a checkpoint ran, while SQLite's own autocheckpoint (8,000 pages,
+    far more than these rows fill) never did."""
+    from asynctrack import MlflowClient
+    from asynctrack.entities import Metric
+    from asynctrack.store._sqlite import writes
+
+    db = tmp_path / "ck.db"
+    client = MlflowClient(f"sqlite:///{db}")
+    run = client.create_run("0").info.run_id
+    batches = writes.CHECKPOINT_ROWS // 1000 + 2
+    for j in range(batches):
+        client.log_batch(run, metrics=[Metric("m", float(i), 1, j * 1000 + i) for i in range(1000)])
+
+    def rows_in_main_file() -> int:
+        copy = tmp_path / "main-only.db"
+        shutil.copy(db, copy)  # the database file without its WAL: what was checkpointed
+        con = sqlite3.connect(copy)
+        try:
+            return con.execute("SELECT count(*) FROM metrics").fetchone()[0]
+        finally:
+            con.close()
+            copy.unlink()
+
+    deadline = time.monotonic() + 10
+    while rows_in_main_file() < writes.CHECKPOINT_ROWS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rows_in_main_file() >= writes.CHECKPOINT_ROWS
+    # and everything is there through the store, as ever
+    assert len(client.get_metric_history(run, "m")) == batches * 1000

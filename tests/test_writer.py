@@ -172,6 +172,37 @@ def test_the_direct_path_only_when_idle_and_in_order(make_writer):
     assert len(applied(store)) == 5003
 
 
+def test_a_producer_past_high_water_hands_over_the_gil_and_only_then(make_writer, monkeypatch):
+    """Past HIGH_WATER a producer sleeps briefly every YIELD_MASK + 1 records (so the writer's
+    thread gets the GIL back between its SQLite statements); below it, never."""
+    sleeps = []
+    monkeypatch.setattr(writer_module, "_sleep", sleeps.append)
+    monkeypatch.setattr(writer_module, "HIGH_WATER", 1000)
+    w, store = make_writer(delay=0.5)  # the writer is stuck in its first batch
+    w.submit(metric("start", 0))
+    time.sleep(0.1)  # the first batch is in the store now; the queue is empty
+    for step in range(999):
+        w.submit(metric("below", step))
+    assert sleeps == []
+    for step in range(2048):
+        w.submit(metric("above", step))
+    # tickets 1001.. are past high water: one sleep per multiple of 256 among them
+    expected = len([t for t in range(1001, 1 + 999 + 2048 + 1) if t % 256 == 0])
+    assert sleeps == [writer_module.YIELD_S] * expected and expected >= 7
+    w.flush()
+    assert len(applied(store)) == 1 + 999 + 2048
+
+
+def test_a_big_synchronous_record_takes_the_direct_path_when_idle(make_writer):
+    w, store = make_writer(direct=True)
+    w.submit_wait(metric("first", 0))  # starts the writer
+    big = ev.encode(ev.BATCH, "r" * 32, [["k", float(i), 1000, i] for i in range(500)], [], [])
+    assert len(big) > writer_module.BIG_PAYLOAD
+    w.submit_wait(big)
+    assert [r[1] for r in store.direct_batches[-1]] == [ev.BATCH]
+    assert w._big_bytes == 0  # nothing queued, nothing accounted
+
+
 def test_close_drains_and_closes_the_store(make_writer):
     w, store = make_writer()
     for step in range(1000):

@@ -62,6 +62,13 @@ class Store(abc.ABC):
         nothing else is queued or in flight, so order holds."""
         return False
 
+    # Set by the store when it has housekeeping to do (SQLite: a WAL checkpoint); the writer
+    # then runs ``upkeep`` on its loop between batches, off every caller's path.
+    wants_upkeep: bool = False
+
+    async def upkeep(self) -> None:
+        """Housekeeping the store asked for with ``wants_upkeep``; never raises."""
+
     @abc.abstractmethod
     async def close_writer(self) -> None:
         """Release the write path's resources (on the writer's loop)."""

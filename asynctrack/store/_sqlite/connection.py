@@ -151,6 +151,12 @@ PRAGMAS = (
 )
 
 
+# On the connections that write: the writer checkpoints the WAL in the background (see
+# SqliteWriter.checkpoint), so a commit pays for a checkpoint itself only past this many pages,
+# should the background ever fall behind (SQLite's own default is 1,000 pages).
+WRITER_PRAGMAS = ("PRAGMA wal_autocheckpoint=8000",)
+
+
 def configure(conn: sqlite3.Connection) -> None:
     for pragma in PRAGMAS:
         retry_sync(lambda p=pragma: conn.execute(p))

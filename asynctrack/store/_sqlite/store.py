@@ -62,6 +62,13 @@ class SqliteStore(Store):
     def apply_direct(self, records: Sequence[tuple], done: Callable[[list[Any]], None]) -> bool:
         return self._writer.apply_direct(records, done)
 
+    @property
+    def wants_upkeep(self) -> bool:  # type: ignore[override]
+        return self._writer.wants_checkpoint
+
+    async def upkeep(self) -> None:
+        await self._writer.checkpoint()
+
     async def close_writer(self) -> None:
         await self._writer.close()
 
@@ -74,7 +81,8 @@ class SqliteStore(Store):
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is None or local.generation != _fork_generation:
-            conn = local.conn = connect(self.path)
+            with SQLITE_FORK_GATE:  # opening allocates under SQLite's global mutexes too
+                conn = local.conn = connect(self.path)
             local.generation = _fork_generation
         return conn
 
@@ -135,7 +143,8 @@ class SqliteStore(Store):
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._local.generation == _fork_generation:
-            conn.close()
+            with SQLITE_FORK_GATE:
+                conn.close()
         self._local = threading.local()
 
 

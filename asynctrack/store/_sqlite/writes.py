@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import math
 import operator
 import os
@@ -41,6 +42,7 @@ from ...exceptions import (
 from .connection import (
     BUSY_TIMEOUT_S,
     PRAGMAS,
+    WRITER_PRAGMAS,
     SQLITE_FORK_GATE,
     backoff_delays,
     connect,
@@ -57,8 +59,10 @@ from .schema import artifact_location, check_revision
 RUN_NAME_TAG = "mlflow.runName"
 MAX_FLOAT = 1.7976931348623157e308
 ACTIVE = LifecycleStage.ACTIVE
+_logger = logging.getLogger("asynctrack")
 DELETED = LifecycleStage.DELETED
 _CHUNK = 500  # bound parameters per IN (...) query
+CHECKPOINT_ROWS = 20_000  # rows committed between background WAL checkpoints
 _NAN_MARK = -1  # replaces VERSION in a sanitized NaN record: "store with is_nan = 1"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -167,6 +171,8 @@ class SqliteWriter:
         # that none of them goes on writing to a file that was replaced.
         self._inline = threading.local()
         self._generation = 0
+        self.wants_checkpoint = False  # see checkpoint
+        self._unchecked = 0  # rows committed since the last checkpoint
 
     async def open(self) -> None:
         """Open the existing file (never create one: the store did, and a file that vanished
@@ -189,7 +195,7 @@ class SqliteWriter:
                 "uses to run a whole batch in one hop; install a supported aiosqlite (>=0.20)."
             )
         try:
-            for pragma in PRAGMAS:
+            for pragma in PRAGMAS + WRITER_PRAGMAS:
                 await self._retry(conn._execute, lambda p=pragma: conn._conn.execute(p))
             revision = await self._retry(conn._execute, lambda: _revision_of(conn._conn))
             check_revision(revision)
@@ -272,11 +278,15 @@ class SqliteWriter:
         local = self._inline
         conn = getattr(local, "conn", None)
         if conn is None or local.generation != self._generation:
-            if conn is not None:
-                conn.close()
             try:
-                conn = connect(self._path, check_same_thread=False)
-            except sqlite3.Error:
+                with SQLITE_FORK_GATE:  # opening allocates under SQLite's global mutexes too
+                    if conn is not None:
+                        conn.close()
+                    conn = connect(self._path, check_same_thread=False)
+                    for pragma in WRITER_PRAGMAS:
+                        conn.execute(pragma)  # takes no lock: never busy
+            except (sqlite3.Error, MlflowException):
+                local.conn = None
                 return False
             local.conn, local.generation = conn, self._generation
         try:
@@ -286,7 +296,8 @@ class SqliteWriter:
             if unavailable is not None:
                 exc = unavailable
                 local.conn = None
-                conn.close()
+                with SQLITE_FORK_GATE:
+                    conn.close()
             outcomes = [exc] * len(records)
         done(outcomes)
         return True
@@ -300,6 +311,7 @@ class SqliteWriter:
 
     def _transaction_on(self, conn: sqlite3.Connection, records: Sequence[tuple]) -> list[Any]:
         with SQLITE_FORK_GATE:  # no fork() while this thread is inside SQLite (see connection.py)
+            before = conn.total_changes
             conn.execute("BEGIN IMMEDIATE")
             try:
                 outcomes = self._apply_all(conn, records)
@@ -308,6 +320,9 @@ class SqliteWriter:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        self._unchecked += conn.total_changes - before
+        if self._unchecked >= CHECKPOINT_ROWS:
+            self.wants_checkpoint = True
         # A file removed or replaced under an open connection takes writes without a murmur,
         # into an inode nobody will read again: one stat per transaction (not per record)
         # catches it, and the batch is then kept as if it had failed (replaying is idempotent).
@@ -319,6 +334,27 @@ class SqliteWriter:
             self._stale = True
             raise StoreUnavailable(f"the database file {self._path} was removed or replaced")
         return outcomes
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database file, on aiosqlite's thread and without the GIL, while
+        callers go on committing (a PASSIVE checkpoint takes no lock a writer needs). Left to
+        SQLite, the commit that crosses 1,000 WAL pages does it inline, fsyncs included: every
+        few log_batch calls, one paid ~10 ms for it (1.8 ms a commit on average, 0.9 ms
+        without); see WRITER_PRAGMAS for the backstop."""
+        self.wants_checkpoint = False
+        self._unchecked = 0
+        aconn = self._conn
+        if aconn is None or self._stale:
+            return
+
+        def run() -> None:
+            with SQLITE_FORK_GATE:
+                aconn._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+        try:
+            await aconn._execute(run)
+        except Exception as exc:  # noqa: BLE001 - a checkpoint left undone is done later
+            _logger.debug("asynctrack: WAL checkpoint of %s skipped: %s", self._path, exc)
 
     def _apply_all(self, conn: sqlite3.Connection, records: Sequence[tuple]) -> list[Any]:
         outcomes: list[Any] = [None] * len(records)
