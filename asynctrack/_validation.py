@@ -610,6 +610,8 @@ _KEY = operator.attrgetter("key")
 _VALUE = operator.attrgetter("value")
 _TIMESTAMP = operator.attrgetter("timestamp")
 _STEP = operator.attrgetter("step")
+_SLOTS = tuple(map(operator.attrgetter, ("_key", "_value", "_timestamp", "_step")))
+_OUR_METRIC = {Metric}
 _FLOAT_ONLY = {float}
 _INT_ONLY = {int}
 
@@ -621,16 +623,20 @@ def plain_metric_entries(metrics: Sequence[Any]) -> list[tuple] | None:
     is not plain (it may still be valid): `validate_batch_log_data` then checks each one, with
     MLflow's order and messages."""
     try:
-        values = list(map(_VALUE, metrics))
+        if set(map(type, metrics)) == _OUR_METRIC:  # its slots, read in C (not its properties)
+            get_key, get_value, get_timestamp, get_step = _SLOTS
+        else:
+            get_key, get_value, get_timestamp, get_step = _KEY, _VALUE, _TIMESTAMP, _STEP
+        values = list(map(get_value, metrics))
         if set(map(type, values)) != _FLOAT_ONLY:
             return None
-        stamps = list(map(_TIMESTAMP, metrics))
-        steps = list(map(_STEP, metrics))
+        stamps = list(map(get_timestamp, metrics))
+        steps = list(map(get_step, metrics))
         if set(map(type, stamps)) != _INT_ONLY or set(map(type, steps)) != _INT_ONLY:
             return None
         if min(stamps) < 0 or max(stamps) > INT64_MAX or min(steps) < INT64_MIN or max(steps) > INT64_MAX:
             return None
-        keys = list(map(_KEY, metrics))
+        keys = list(map(get_key, metrics))
         for key in set(keys):
             if type(key) is not str or len(key) > MAX_ENTITY_KEY_LENGTH or _cached_name_problem(key):
                 return None

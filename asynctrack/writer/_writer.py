@@ -91,6 +91,7 @@ class Writer:
         self._outage = Outage(self.store, self._store, MAX_BATCH)  # the store's, if it is down
         self._inflight: list = []  # what the store is applying now (spooled if exit cannot wait)
         self._last_mark: tuple | None = None  # see _progress_stalled
+        self._upkeep: asyncio.Future | None = None  # the store's housekeeping, if running
 
     # -- producers ------------------------------------------------------------------------------
     def submit(self, payload: bytes) -> int:
@@ -260,6 +261,8 @@ class Writer:
         try:
             await self._serve()
         finally:
+            if self._upkeep is not None:
+                await self._upkeep  # never raises
             await self.store.close_writer()
 
     async def _serve(self) -> None:
@@ -270,7 +273,7 @@ class Writer:
             if not queue and not outage.active:
                 if self._stopping:
                     return
-                if store.wants_upkeep:
+                if store.wants_upkeep and (self._upkeep is None or self._upkeep.done()):
                     await store.upkeep()
                     continue
                 self._idle = True
@@ -306,8 +309,10 @@ class Writer:
                     wake.clear()
             self._urgent = False
             await self._drain_once()
-            if store.wants_upkeep and not outage.active:
-                await store.upkeep()
+            if store.wants_upkeep and not outage.active and (self._upkeep is None or self._upkeep.done()):
+                # Not awaited: the store's thread does it while this loop decodes the next batch
+                # (which then queues behind it there).
+                self._upkeep = asyncio.ensure_future(store.upkeep())
 
     async def _drain_once(self) -> None:
         queue = self._queue
