@@ -376,12 +376,12 @@ async def test_delete_tag_and_missing_tag(store):
     )
 
 
-def test_a_new_file_gets_16k_pages_and_an_existing_file_keeps_its_own(tmp_path):
+def test_a_new_file_gets_8k_pages_and_an_existing_file_keeps_its_own(tmp_path):
     from asynctrack import MlflowClient
 
     MlflowClient(f"sqlite:///{tmp_path}/new.db").create_experiment("x")
     con = sqlite3.connect(tmp_path / "new.db")
-    assert con.execute("PRAGMA page_size").fetchone() == (16384,)
+    assert con.execute("PRAGMA page_size").fetchone() == (8192,)
     con.close()
     # A file made elsewhere (MLflow makes 4 KiB pages) is used as it is.
     old = tmp_path / "old.db"

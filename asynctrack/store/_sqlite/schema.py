@@ -18,7 +18,7 @@ from .connection import connect, retry_sync
 SCHEMA_REVISION = "f4a9b2c7d1e6"
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
-PAGE_SIZE = 16384  # bytes, for the files this store creates (see _create)
+PAGE_SIZE = 8192  # bytes, for the files this store creates (see _create)
 
 
 def _schema_statements() -> list[str]:
@@ -82,9 +82,11 @@ def ensure_schema(path: str, artifact_root: str) -> None:
 def _create(conn: sqlite3.Connection, artifact_root: str) -> None:
     # A page size is the file's own (any SQLite, MLflow's included, reads any size) and can
     # only be chosen before the first table exists; in a file another process has already
-    # created this is a no-op. 16 KiB pages make metric inserts ~15% cheaper than 4 KiB ones:
-    # every point goes into four B-trees (the table, its primary key and two indexes), and
-    # larger pages mean fewer levels and fewer splits.
+    # created this is a no-op. Every metric point goes into four B-trees (the table, its
+    # primary key, two indexes); larger pages mean fewer levels and splits, but every commit
+    # writes whole pages to the WAL. Measured here (4 / 8 / 16 KiB): 1,000,000 async points
+    # ~190k / ~240k / ~230k points/s; a synchronous log_metric 78 / 105 / 144-195 µs.
+    # 8 KiB serves both.
     conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("BEGIN EXCLUSIVE")
     try:
