@@ -229,6 +229,25 @@ def test_bulk_paths_match_mlflows_rules(tmp_path_factory, batches):
         s.close()
 
 
+finite_points = st.tuples(
+    st.sampled_from(KEYS),
+    st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([0.0, -0.0, 1.0, MAX])),
+    st.integers(0, 3),
+    st.integers(-2, 3),
+)
+big_batches = st.lists(  # finite: the path that sorts by key and finds the latest per key group
+    st.builds(lambda ps: ("b", ps), st.lists(finite_points, min_size=17, max_size=60)), min_size=1, max_size=4
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(big_batches, min_size=1, max_size=3))
+def test_large_log_batches_sorted_by_key_match_mlflows_rules(tmp_path_factory, batches):
+    """Batches over 16 metrics are stored key by key and their latest points found per key
+    group: the same rows and latest_metrics as MLflow's rules, ties included."""
+    test_bulk_paths_match_mlflows_rules.hypothesis.inner_test(tmp_path_factory, batches)
+
+
 @pytest.mark.asyncio
 async def test_latest_over_many_points_at_one_step_across_batches(store):
     """step 0 everywhere (log_metric without a step): the latest is the highest timestamp,

@@ -492,13 +492,18 @@ class SqliteWriter:
                     param_rows.append((key, value, run_id))
                 if metrics:
                     if _finite_entries(metrics):
+                        if len(metrics) > _FEW:
+                            # Key by key (a stable sort: each key's points keep their order):
+                            # the primary key's index (key first) and (run, key, step)'s then
+                            # take each key's points in one visit, not one per point.
+                            metrics = sorted(metrics, key=_FIRST)
                         batch_groups.append((run_id, metrics))
                     else:
                         for key, value, ts, step in metrics:
                             row = _sanitized((ev.VERSION, _METRIC, run_id, key, value, ts, step))
                             nan_seen = nan_seen or row[0] == _NAN_MARK
                             add_metric(row)
-                    pairs.update(zip(itertools.repeat(run_id), map(_FIRST, metrics)))
+                    pairs.update(zip(itertools.repeat(run_id), set(map(_FIRST, metrics))))
                 for key, value in tags:
                     tag_rows.append((key, value, run_id))
                     if key == RUN_NAME_TAG:
@@ -512,6 +517,8 @@ class SqliteWriter:
             # timestamp, value) (NaN is stored as 0) MLflow keeps the first logged one. (A few
             # records, a synchronous call's, are cheaper so than with a query per key.)
             latest = _latest_in_order(records, accepted)
+        elif not metric_rows:  # log_batch calls only: their best points found at C speed
+            latest = _latest_of_batches(batch_groups)
         else:
             latest = pairs  # from SQL: equal points can only be the same point
         if len(pairs) > _WIDE_BATCH_KEYS and metric_rows:
@@ -902,6 +909,22 @@ def _latest_in_order(records: Sequence[tuple], accepted: Sequence[int]) -> dict[
     return latest
 
 
+def _latest_of_batches(batch_groups: Sequence[tuple[str, Sequence]]) -> dict[tuple[str, str], tuple]:
+    """latest_metrics rows of finite BATCH entries (key, value, timestamp, step), as metric
+    records: per (run, key) the highest (step, timestamp, value), the first logged among equals
+    (``max`` keeps the first maximum; a later group replaces it only if higher)."""
+    best: dict[tuple[str, str], Sequence] = {}
+    order = _STEP_TS_VALUE
+    for run_id, metrics in batch_groups:
+        for key, points in itertools.groupby(metrics, _FIRST):
+            top = max(points, key=order)
+            lkey = (run_id, key)
+            current = best.get(lkey)
+            if current is None or order(top) > order(current):
+                best[lkey] = top
+    return {lkey: (ev.VERSION, _METRIC, lkey[0], *e) for lkey, e in best.items()}
+
+
 _METRIC, _PARAM, _TAG, _BATCH = ev.METRIC, ev.PARAM, ev.TAG, ev.BATCH
 _ONLY_METRIC = {ev.METRIC}
 _METRIC_LEN = {7}  # (VERSION, METRIC, run_id, key, value, timestamp, step)
@@ -913,6 +936,7 @@ _RUN_KEY = operator.itemgetter(2, 3)
 _KEY = operator.itemgetter(3)
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
+_STEP_TS_VALUE = operator.itemgetter(3, 2, 1)  # of a BATCH entry (key, value, timestamp, step)
 _WIDE_BATCH_KEYS = 64
 _FEW = 16  # records up to which latest_metrics is worked out in Python
 _PK_ORDER = operator.itemgetter(3, 5, 6)  # (key, timestamp, step) of a metric record
