@@ -309,7 +309,7 @@ def search_runs(
     # in Python costs a few hundred ns a run). The page's runs are then read by rowid (an
     # integer b-tree search instead of one in the run_uuid index, then the table).
     sql = (
-        f"SELECT r.rowid, r.run_uuid FROM {from_sql} "
+        f"SELECT r.rowid FROM {from_sql} "
         + " ".join(joins)
         + " WHERE "
         + " AND ".join(where)
@@ -331,10 +331,10 @@ def search_runs(
         if max_results is not None and len(ids) == max_results + 1:
             token = create_page_token(offset + max_results)
             del ids[max_results:]
-        return _load_page(conn, ids), token
+        return _load_page(conn, [row[0] for row in ids]), token
 
 
-def _load_page(conn: sqlite3.Connection, found: list[tuple[int, str]]) -> list[Run]:
+def _load_page(conn: sqlite3.Connection, rowids: list[int]) -> list[Run]:
     """The runs of ``rowids`` (of table ``runs``), in that order, with their metrics, params
     and tags read in two batched queries and kept raw: each run's RunData builds its entities
     when first read (``RunData._from_raw``), so a page of 1,000 runs costs the rows, not
@@ -346,18 +346,15 @@ def _load_page(conn: sqlite3.Connection, found: list[tuple[int, str]]) -> list[R
     doubles, which SQLite's JSON text (and its other float-to-text conversions that a query
     could use here, even ``printf('%.17g')``) would round. Within a run, params, tags and
     metrics come in the order of the ``run_uuid`` index, as in the eager queries before."""
-    if not found:
+    if not rowids:
         return []
-    # The page's runs are numbered by their position in the JSON arrays (json_each's key).
-    n = len(found)
+    # The page's runs are numbered by their position in the JSON array (json_each's key).
+    n = len(rowids)
+    rowids_json = json.dumps(rowids)
     runs: list = [None] * n
     new = object.__new__
     with paused_gc():  # tens of thousands of small objects
-        # The metrics first: the page query has just read these runs' latest_metrics pages.
-        metric_rows = conn.execute(
-            _PAGE_METRICS_SQL, (json.dumps([row[1] for row in found]),)
-        ).fetchall()
-        rowids_json = json.dumps([row[0] for row in found])
+        metric_rows = conn.execute(_PAGE_METRICS_SQL, (rowids_json,)).fetchall()
         try:
             page = conn.execute(_PAGE_RUNS_SQL, (rowids_json,)).fetchall()
         except sqlite3.OperationalError as error:
@@ -414,7 +411,8 @@ _fifth_field = itemgetter(4)
 # NaN comes as NULL (value is NOT NULL in the schema): one column fewer to convert per row.
 _PAGE_METRICS_SQL = (
     "SELECT x.key, iif(x.is_nan, NULL, x.value), x.timestamp, x.step, j.key "
-    "FROM json_each(?) j JOIN latest_metrics x ON x.run_uuid = j.value"
+    "FROM json_each(?) j JOIN runs r ON r.rowid = j.value "
+    "JOIN latest_metrics x ON x.run_uuid = r.run_uuid"
 )
 _PAGE_RUN_COLUMNS = (
     "j.key, r.run_uuid, r.name, r.user_id, r.status, r.start_time, r.end_time, "
