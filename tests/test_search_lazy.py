@@ -1,9 +1,9 @@
 """search_runs' lazily built RunData: every run it returns must be indistinguishable from the
 eager entities ``get_run`` builds (another code path, one run at a time), whatever is read
 first, and from ``RunData(...)`` built by its constructor. Also the paths around it: paging with
-offsets read off the sorted statement, ``max_results=None``, the first-clause IN driver, exact
-metric doubles, awkward text in params and tags, and the pairs fallback for values JSON cannot
-hold."""
+offsets read off the sorted statement, ``max_results=None``, value comparisons joined in the
+filter's order, exact metric doubles, awkward text in params and tags, and the pairs fallback
+for values JSON cannot hold."""
 
 from __future__ import annotations
 
@@ -157,8 +157,8 @@ def test_paging_reads_every_run_once_in_order(world):
     ],
 )
 def test_the_driving_clause_does_not_change_results(world, filter_string):
-    """The first metric/param/tag comparison is written as an IN list: the same runs as the
-    EXISTS form, for any clause order."""
+    """Metric/param/tag comparisons are joined in the filter's order, the first one driving:
+    the same runs, in the same order, for any clause order."""
     client = world["client"]
     exps = world["data"]["experiments"]
     got = [r.info.run_id for r in client.search_runs(exps, filter_string, ViewType.ALL, 1000)]

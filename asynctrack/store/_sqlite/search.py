@@ -2,12 +2,15 @@
 
 The filter and order_by are parsed by ``asynctrack._search`` (MLflow's grammar and errors); this
 module turns the checked clauses into one parameterized query (values and keys are always bound,
-never spliced) that selects a page of runs in MLflow's order, then loads the page's metrics,
-params and tags in three batched queries instead of one per run.
+never spliced) that selects the rowids of a page of runs in MLflow's order, then loads the
+page's runs, params and tags (one query) and metrics (another) by rowid instead of one query per
+run.
 
 Equivalences with MLflow's query: its inner joins on ``(run_uuid, key)``-unique subqueries are
-EXISTS here; ``LIKE`` under MLflow's ``PRAGMA case_sensitive_like = true`` is the same match as
-``GLOB`` on the translated pattern; ``ILIKE`` is ``lower(x) LIKE lower(y)`` in both.
+inner joins on the ``(key, run_uuid)``-unique tables here, in a fixed order (_run_from_sql), and
+EXISTS for ``IS [NOT] NULL``; ``LIKE`` under MLflow's ``PRAGMA case_sensitive_like = true`` is
+the same match as ``GLOB`` on the translated pattern; ``ILIKE`` is ``lower(x) LIKE lower(y)`` in
+both.
 """
 
 from __future__ import annotations
@@ -292,7 +295,7 @@ def search_runs(
     # Metric/param/tag value comparisons are joins that drive the query (_run_from_sql); the
     # other clauses are conditions on the run.
     joined = [c for c in clauses if c.kind in _ENTITY_TABLES and c.comparator not in _NULL_TESTS]
-    others = [c for c in clauses if not (c.kind in _ENTITY_TABLES and c.comparator not in _NULL_TESTS)]
+    others = [c for c in clauses if all(c is not j for j in joined)]
     from_args: list = []
     where: list[str] = []
     where_args: list = []
@@ -343,8 +346,10 @@ def _load_page(conn: sqlite3.Connection, rowids: list[int]) -> list[Run]:
     A run's columns, params and tags come in one row, the params and tags as one JSON object
     each (text, exact) built by SQLite: one Python row per run instead of one per value. The
     latest metrics come one row per metric: their REAL values must reach Python as the exact
-    doubles, which SQLite's JSON text (and its other float-to-text conversions that a query
-    could use here, even ``printf('%.17g')``) would round. Within a run, params, tags and
+    doubles. SQLite 3.40's text for a REAL does not carry them: JSON and CAST print 15
+    digits, ``quote()`` and ``printf('%!.17g')`` miss some doubles, and ``printf('%!.20e')``,
+    exact only where SQLite computes in 80-bit long double, costs more per value (~3,000
+    instructions) than the row it would save. Within a run, params, tags and
     metrics come in the order of the ``run_uuid`` index, as in the eager queries before."""
     if not rowids:
         return []
