@@ -1,9 +1,9 @@
 """search_runs' lazily built RunData: every run it returns must be indistinguishable from the
 eager entities ``get_run`` builds (another code path, one run at a time), whatever is read
 first, and from ``RunData(...)`` built by its constructor. Also the paths around it: paging with
-offsets read off the sorted statement, ``max_results=None``, the first-clause IN driver, exact
-metric doubles, awkward text in params and tags, and the pairs fallback for values JSON cannot
-hold."""
+offsets read off the sorted statement, ``max_results=None``, value comparisons joined in the
+filter's order, exact metric doubles, awkward text in params and tags, and the pairs fallback
+for values JSON cannot hold."""
 
 from __future__ import annotations
 
@@ -157,8 +157,8 @@ def test_paging_reads_every_run_once_in_order(world):
     ],
 )
 def test_the_driving_clause_does_not_change_results(world, filter_string):
-    """The first metric/param/tag comparison is written as an IN list: the same runs as the
-    EXISTS form, for any clause order."""
+    """Metric/param/tag comparisons are joined in the filter's order, the first one driving:
+    the same runs, in the same order, for any clause order."""
     client = world["client"]
     exps = world["data"]["experiments"]
     got = [r.info.run_id for r in client.search_runs(exps, filter_string, ViewType.ALL, 1000)]
@@ -276,3 +276,66 @@ def test_a_run_without_user_id_fails_as_runinfo_does(tmp_path):
         con.execute("UPDATE runs SET user_id = NULL WHERE run_uuid = ?", (run_id,))
     with pytest.raises(Exception, match="user_id cannot be None"):
         client.search_runs([exp], "")
+
+
+def test_joined_filters_read_the_pages_runs_as_get_run_does(tmp_path):
+    """The filtered page query (value comparisons joined, the page read back by rowid): runs
+    with no params, tags or metrics, NaN and infinite metrics, deleted runs, every page."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("joined")
+    other = client.create_experiment("other")
+    ids = []
+    for i in range(40):
+        run_id = client.create_run(exp if i % 5 else other, start_time=1000 + i // 2).info.run_id
+        if i % 4:
+            client.log_param(run_id, "p", "x" if i % 3 else "y")
+        if i % 6:
+            value = [0.5, float("nan"), float("inf"), -1.0, 0.0][i % 5]
+            client.log_metric(run_id, "m", value, timestamp=i, step=i % 3)
+            client.log_metric(run_id, "n", i / 7, timestamp=i)
+        if i % 7 == 0:
+            client.set_tag(run_id, "t", "w")
+        if i % 9 == 0:
+            client.delete_run(run_id)
+        ids.append(run_id)
+    client.flush()
+    with sqlite3.connect(tmp_path / "mlflow.db") as con:  # a run with nothing at all
+        con.execute("DELETE FROM tags WHERE run_uuid = ?", (ids[12],))
+    filters = [
+        "",
+        "metrics.m != 0 AND params.p = 'x'",
+        "params.p = 'x' AND metrics.m != 0",
+        "metrics.m >= -1 AND metrics.n < 3 AND params.p != 'y'",
+        "tags.t = 'w' AND params.p IS NULL",
+        "params.p IS NULL AND metrics.n > 0",
+        "metrics.n > 1 AND attributes.start_time < 1015",
+    ]
+    for filter_string in filters:
+        for view in (ViewType.ACTIVE_ONLY, ViewType.DELETED_ONLY, ViewType.ALL):
+            for order in (None, ["metrics.m DESC"], ["params.p", "start_time"]):
+                whole = client.search_runs([exp, other], filter_string, view, 1000, order)
+                assert whole.token is None
+                for run in whole:
+                    eager = client.get_run(run.info.run_id)
+                    assert run.info == eager.info
+                    _assert_same_data(run.data, eager.data)
+                    assert run.inputs.dataset_inputs == [] and run.inputs.model_inputs == []
+                    assert run.outputs is None
+                for size in (1, 3, len(whole) or 1):
+                    seen, token = [], None
+                    while True:
+                        page = client.search_runs(
+                            [exp, other], filter_string, view, size, order, token
+                        )
+                        seen += [r.info.run_id for r in page]
+                        token = page.token
+                        if not token:
+                            break
+                    assert seen == [r.info.run_id for r in whole], (filter_string, view, order)
+    some = client.search_runs([exp, other], "metrics.m != 0 AND params.p = 'x'", ViewType.ALL)
+    assert some and all(r.data.params["p"] == "x" for r in some)
+    assert any(math.isnan(r.data.metrics["m"]) for r in some)
+    empty = client.search_runs([exp], "attributes.run_id = '%s'" % ids[12])
+    assert len(empty) == 1 and empty[0].data.params == {} and empty[0].data.tags == {}
+    assert empty[0].data.metrics == {} and empty[0].data._metric_objs == []

@@ -84,6 +84,14 @@ RUN_FILTERS = [
     "metrics.missing > 0",
     "params.missing = 'x'",
     "params.p1 = 'abc' AND tags.t1 IS NULL AND metrics.m1 > -2",
+    # several value comparisons: joined in the filter's order, then runs
+    "metrics.m1 > 0 AND params.p1 = 'abc'",
+    "params.p1 LIKE 'a%' AND metrics.m2 != 1 AND tags.t1 != 'b'",
+    "metrics.m2 != 1 AND metrics.m1 != 0",
+    "params.p1 != 'abc' AND params.p1 != 'b'",
+    "params.p1 ILIKE 'A%' AND tags.t2 LIKE '%c' AND start_time > 1700000001000",
+    "metrics.m1 >= 0.5 AND attributes.status = 'FINISHED' AND run_name LIKE 'a%' AND metrics.`m 3` <= 100",
+    "tags.T1 = 'abc' AND params.p2 IS NULL AND metrics.m1 < 1e308",
 ]
 
 ORDERS = [
@@ -296,6 +304,7 @@ WALKS = [
     {"filter": "metrics.m1 > -1", "order": ["metrics.m1 DESC"], "size": 5},
     {"filter": "", "order": ["params.p1", "tags.t1 DESC"], "size": 1},
     {"filter": "params.p1 IS NOT NULL", "order": ["start_time"], "size": 13},
+    {"filter": "metrics.m1 != 5 AND params.p1 != 'zzz'", "order": ["metrics.m2 DESC"], "size": 4},
 ]
 
 
