@@ -10,7 +10,7 @@ from typing import Any
 from ...entities import Experiment, Metric, Run
 from ..base import Store
 from . import reads, search
-from .connection import SQLITE_FORK_GATE, connect, path_from_uri, retry_sync
+from .connection import READER_PRAGMAS, SQLITE_FORK_GATE, connect, path_from_uri, retry_sync
 from .schema import ensure_schema
 from .writes import SqliteWriter
 
@@ -83,6 +83,8 @@ class SqliteStore(Store):
         if conn is None or local.generation != _fork_generation:
             with SQLITE_FORK_GATE:  # opening allocates under SQLite's global mutexes too
                 conn = local.conn = connect(self.path)
+                for pragma in READER_PRAGMAS:
+                    conn.execute(pragma)  # takes no lock: never busy
             local.generation = _fork_generation
         return conn
 
