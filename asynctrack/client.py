@@ -342,23 +342,24 @@ class MlflowClient:
             ]
         # MLflow's client sends the requests one after another, so the requests before an
         # invalid one are stored and the ones after it are not: the same here.
-        payloads: list[bytes] = []
+        records: list[tuple] = []
         error: MlflowException | None = None
         for chunk_metrics, chunk_params, chunk_tags in _chunk_like_mlflow(
             metrics if entries is None else entries, list(params), list(tags)
         ):
             try:
-                payloads.append(
-                    self._batch_payload(
+                records.append(
+                    self._batch_record(
                         run_id, chunk_metrics, chunk_params, chunk_tags, plain=entries is not None
                     )
                 )
             except MlflowException as exc:
                 error = exc
                 break
+        payloads = [events.encode_record(r) for r in records]
         if synchronous:
-            for payload in payloads:
-                self._writer.submit_wait(payload)
+            for record, payload in zip(records, payloads):
+                self._writer.submit_wait(payload, record)
             if error is not None:
                 raise error
             return None
@@ -368,8 +369,8 @@ class MlflowClient:
         return get_combined_run_operations(operations)
 
     @staticmethod
-    def _batch_payload(run_id, metrics, params, tags, plain: bool = False) -> bytes:
-        """Validate one MLflow-sized batch as MLflow's store does, and encode it. ``plain``:
+    def _batch_record(run_id, metrics, params, tags, plain: bool = False) -> tuple:
+        """Validate one MLflow-sized batch as MLflow's store does; its BATCH record. ``plain``:
         ``metrics`` are entries that `v.plain_metric_entries` found valid already."""
         v.validate_run_id(run_id)
         if plain:
@@ -380,7 +381,8 @@ class MlflowClient:
             entries = [[m.key, m.value, m.timestamp, m.step] for m in metrics]
         v.validate_batch_log_limits(metrics, params, tags)
         v.validate_param_keys_unique(params)
-        return events.encode(
+        return (
+            events.VERSION,
             events.BATCH,
             run_id,
             entries,

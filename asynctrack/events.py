@@ -80,6 +80,11 @@ def encode(*record: Any) -> bytes:
     return _packb((VERSION, *record))
 
 
+def encode_record(record: tuple) -> bytes:
+    """Encode a record its caller built whole, ``(VERSION, op, *fields)``."""
+    return _packb(record)
+
+
 def encode_metric(run_id: str, key: str, value: float, timestamp: int, step: int) -> bytes:
     """The hot path's encoder: one call, no argument repacking."""
     return _packb((VERSION, METRIC, run_id, key, value, timestamp, step))

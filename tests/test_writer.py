@@ -203,6 +203,15 @@ def test_a_big_synchronous_record_takes_the_direct_path_when_idle(make_writer):
     assert w._big_bytes == 0  # nothing queued, nothing accounted
 
 
+def test_a_direct_record_given_with_its_bytes_is_not_decoded_back(make_writer, monkeypatch):
+    w, store = make_writer(direct=True)
+    w.submit_wait(metric("first", 0))  # starts the writer
+    record = (ev.VERSION, ev.BATCH, "r" * 32, [("k", 1.0, 1000, 3)], [], [])
+    monkeypatch.setattr(writer_module, "decode_many", lambda payloads: pytest.fail("decoded"))
+    w.submit_wait(ev.encode_record(record), record)
+    assert store.direct_batches[-1] == [record]
+
+
 def test_close_drains_and_closes_the_store(make_writer):
     w, store = make_writer()
     for step in range(1000):

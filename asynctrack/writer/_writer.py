@@ -114,10 +114,12 @@ class Writer:
                 _sleep(YIELD_S)
         return seq
 
-    def submit_wait(self, payload: bytes) -> Any:
-        """Queue one record and wait for its commit; returns its result or raises its error."""
+    def submit_wait(self, payload: bytes, record: tuple | None = None) -> Any:
+        """Queue one record and wait for its commit; returns its result or raises its error.
+        ``record``: the tuple ``payload`` was encoded from, if the caller has it; applied
+        directly, it then needs no decoding back (a 1,000-metric batch: ~90 µs)."""
         if self._loop is not None and not self._queue and not self._busy and not self._outage.active:
-            done, outcome = self._apply_direct(payload)
+            done, outcome = self._apply_direct(payload, record)
             if done:
                 if isinstance(outcome, BaseException):
                     raise outcome
@@ -134,7 +136,7 @@ class Writer:
             raise outcome
         return outcome
 
-    def _apply_direct(self, payload: bytes) -> tuple[bool, Any]:
+    def _apply_direct(self, payload: bytes, record: tuple | None = None) -> tuple[bool, Any]:
         """A synchronous record while the writer is idle: applied by the store without the
         event loop (SQLite applies it in this very thread: no thread hop at all), if it can.
 
@@ -156,7 +158,7 @@ class Writer:
             if self._queue or self._busy:
                 handed, error = False, None
             else:
-                records, bad = decode_many([payload])
+                records, bad = ([record], {}) if record is not None else decode_many([payload])
                 handed, error = (True, bad[0]) if bad else (self.store.apply_direct(records, done), None)
         except BaseException:
             if self._direct_owner is not None:
