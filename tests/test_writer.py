@@ -245,3 +245,30 @@ def test_direct_path_against_sqlite_keeps_read_your_writes_in_every_thread(tmp_p
     for r in run_ids:
         assert len(client.get_metric_history(r, "a")) == 300
         assert [m.step for m in client.get_metric_history(r, "s")] == [49, 99, 149, 199, 249, 299]
+
+
+def test_the_event_loop_modules_wait_for_the_first_writer(tmp_path):
+    """`import asynctrack` and reading do without asyncio, anyio and aiosqlite (a third of the
+    import); the first write imports them in the caller's thread, before the writer's thread
+    exists (an import under way on another thread at fork() would leave the child its lock)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys, threading
+        import asynctrack
+        loop_modules = ("asyncio", "anyio", "aiosqlite")
+        assert not [m for m in loop_modules if m in sys.modules], "imported with asynctrack"
+        client = asynctrack.MlflowClient("sqlite:///{tmp_path}/r.db")
+        client.search_experiments()
+        client.get_experiment("0")
+        assert not [m for m in loop_modules if m in sys.modules], "imported by reading"
+        assert threading.active_count() == 1
+        run = client.create_run("0").info.run_id
+        assert all(m in sys.modules for m in loop_modules)
+        client.log_metric(run, "m", 1.0)
+        assert len(client.get_metric_history(run, "m")) == 1
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

@@ -37,6 +37,11 @@ class Store(abc.ABC):
         raise ``StoreUnavailable``): the writer's bounded wait at exit. None lifts the limit."""
 
     # -- writes -----------------------------------------------------------------------------
+    def prepare_writer(self) -> None:
+        """Called in the thread that starts the writer, before the writer's thread exists:
+        import what the write path needs (an import under way on another thread when the
+        process forks would leave the child that module's lock, held)."""
+
     @abc.abstractmethod
     async def open_writer(self) -> None:
         """Prepare the write path; called on the writer's event loop before the first apply."""

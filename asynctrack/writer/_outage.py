@@ -12,13 +12,10 @@ that names the file and the command that stores it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-
-import anyio
 
 from .._spool import Spool, read_spool
 from ..exceptions import TEMPORARILY_UNAVAILABLE, MlflowException
@@ -54,6 +51,10 @@ class Outage:
 
     async def retry_briefly(self, pairs: Pairs, failure: StoreUnavailable, stopping: bool) -> tuple[StoreUnavailable | None, Pairs]:
         """A failure that goes away within STORE_RETRY_S costs a short wait and nothing else."""
+        import asyncio  # (the writer's thread imported it: see Writer._start)
+
+        import anyio
+
         loop = asyncio.get_running_loop()
         give_up = loop.time() + (min(STORE_RETRY_S, 0.5) if stopping else STORE_RETRY_S)
         delay = 0.01
@@ -90,6 +91,8 @@ class Outage:
             self._delay = min(self._delay * 2, RETRY_MAX_DELAY_S)
         self.reason = str(failure)
         self.held.extend(kept)
+        import asyncio
+
         self.retry_at = asyncio.get_running_loop().time() + self._delay
         if len(self.held) > HOLD_MAX:
             self.spill_held()
@@ -156,6 +159,10 @@ class Outage:
 
     async def end_at_exit(self) -> None:
         """Keep trying for EXIT_TIMEOUT_S, then spool what is left and say where."""
+        import asyncio
+
+        import anyio
+
         loop = asyncio.get_running_loop()
         deadline = loop.time() + EXIT_TIMEOUT_S
         self._store.limit_retries(time.monotonic() + EXIT_TIMEOUT_S)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import itertools
 import logging
@@ -12,15 +11,16 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
-
-import anyio
+from typing import TYPE_CHECKING, Any
 
 from ..events import decode_many
 from ..exceptions import INTERNAL_ERROR, MlflowException
 from ..store import Store, StoreUnavailable
 from ._outage import EXIT_TIMEOUT_S, Outage, spool_now
 from ._signals import block_termination_signals
+
+if TYPE_CHECKING:
+    import asyncio
 
 _logger = logging.getLogger("asynctrack")
 
@@ -240,6 +240,8 @@ class Writer:
         with self._start_lock:
             if self._loop is not None:
                 return
+            _import_event_loop()
+            self.store.prepare_writer()
             ready = threading.Event()
             thread = threading.Thread(
                 target=self._run, args=(ready,), name="asynctrack-writer", daemon=True
@@ -249,10 +251,14 @@ class Writer:
             self._thread = thread
 
     def _run(self, ready: threading.Event) -> None:
+        import anyio
+
         block_termination_signals()  # aiosqlite's thread, started from here, inherits the mask
         anyio.run(self._main, ready, backend="asyncio")
 
     async def _main(self, ready: threading.Event) -> None:
+        import asyncio
+
         self._loop = asyncio.get_running_loop()
         self._wake_event = asyncio.Event()
         ready.set()
@@ -268,6 +274,10 @@ class Writer:
             await self.store.close_writer()
 
     async def _serve(self) -> None:
+        import asyncio
+
+        import anyio
+
         queue, wake, outage, store = self._queue, self._wake_event, self._outage, self.store
         assert wake is not None
         loop = asyncio.get_running_loop()
@@ -453,6 +463,21 @@ class Writer:
             reset()
 
 
+
+
+def _import_event_loop() -> None:
+    """The event loop's modules, imported by the first writer to start, not with asynctrack:
+    a process that only reads never needs them, and they are a third of `import asynctrack`.
+    In the thread that starts the writer, before the writer's thread exists: an import under
+    way in another thread when the process forks leaves the child that module's lock, held."""
+    import asyncio  # noqa: F401
+
+    import anyio  # noqa: F401
+
+    try:
+        import anyio._backends._asyncio  # noqa: F401  (what anyio.run(backend="asyncio") loads)
+    except ImportError:  # another anyio layout: anyio.run imports it in the writer's thread
+        pass
 
 
 def _as_mlflow_error(exc: BaseException) -> MlflowException:

@@ -51,6 +51,9 @@ class SqliteStore(Store):
         self._writer.give_up_at = until
 
     # -- writes ---------------------------------------------------------------------------------
+    def prepare_writer(self) -> None:
+        import aiosqlite  # noqa: F401  (not with asynctrack: a reading process never needs it)
+
     async def open_writer(self) -> None:
         await self._writer.open()
 

@@ -14,7 +14,6 @@ float, an identical point stored once, ``latest_metrics`` holding the point with
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import math
@@ -24,9 +23,8 @@ import sqlite3
 import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiosqlite
 
 from ... import events as ev
 from ...entities import LifecycleStage
@@ -59,6 +57,9 @@ from .schema import artifact_location, check_revision
 RUN_NAME_TAG = "mlflow.runName"
 MAX_FLOAT = 1.7976931348623157e308
 ACTIVE = LifecycleStage.ACTIVE
+if TYPE_CHECKING:
+    import aiosqlite
+
 _logger = logging.getLogger("asynctrack")
 DELETED = LifecycleStage.DELETED
 _CHUNK = 500  # bound parameters per IN (...) query
@@ -177,6 +178,8 @@ class SqliteWriter:
     async def open(self) -> None:
         """Open the existing file (never create one: the store did, and a file that vanished
         must not come back empty) and check it is still MLflow's at our revision."""
+        import aiosqlite  # with the writer's thread, not with asynctrack (see Writer._start)
+
         uri = f"file:{urllib.parse.quote(self._path)}?mode=rw"
         pending = aiosqlite.connect(uri, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=True)
         thread = getattr(pending, "_thread", None)
@@ -228,7 +231,7 @@ class SqliteWriter:
                 if not is_busy(exc):
                     raise
                 last = exc
-                await asyncio.sleep(delay)
+                await _sleep(delay)
         raise StoreUnavailable(str(unavailable(last or RuntimeError("deadline"))))
 
     # -- the batch -------------------------------------------------------------------------------
@@ -821,6 +824,12 @@ def _sqlalchemy_error_text(exc: sqlite3.Error, statement: str, params: tuple) ->
         f"(sqlite3.{type(exc).__name__}) {exc}\n[SQL: {statement}]\n[parameters: {params!r}]\n"
         "(Background on this error at: https://sqlalche.me/e/21/gkpj)"
     )
+
+
+async def _sleep(delay: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(delay)
 
 
 def _row_sizes(conn: sqlite3.Connection, width: int) -> tuple[int, ...]:
