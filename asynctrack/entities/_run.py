@@ -28,6 +28,17 @@ class Run(_MlflowObject):
         self._inputs = run_inputs
         self._outputs = run_outputs
 
+    @classmethod
+    def _from_store(cls, run_info: RunInfo, run_data: RunData) -> Run:
+        """A stored run as MLflow's store returns it (no inputs, no outputs), without the
+        constructor's call and check (a search builds a thousand at once)."""
+        run = object.__new__(cls)
+        run._info = run_info
+        run._data = run_data
+        run._inputs = RunInputs()
+        run._outputs = None
+        return run
+
     @property
     def info(self) -> RunInfo:
         """The run metadata, such as the run id, start time, and status."""

@@ -58,6 +58,25 @@ class RunInfo(_MlflowObject):
         self._artifact_uri = artifact_uri
         self._run_name = run_name
 
+    @classmethod
+    def _from_store(
+        cls, run_id, experiment_id, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri, run_name
+    ) -> RunInfo:
+        """A RunInfo from a store row the caller has checked (none of the required fields
+        None): the constructor's attributes, in its order, without its checks (a search
+        builds a thousand at once)."""
+        info = object.__new__(cls)
+        info._run_id = run_id
+        info._experiment_id = experiment_id
+        info._user_id = user_id
+        info._status = status
+        info._start_time = start_time
+        info._end_time = end_time
+        info._lifecycle_stage = lifecycle_stage
+        info._artifact_uri = artifact_uri
+        info._run_name = run_name
+        return info
+
     def __eq__(self, other: object) -> bool:
         if type(other) is type(self):
             return self.__dict__ == other.__dict__

@@ -128,10 +128,13 @@ def is_store_failure(exc: BaseException) -> bool:
     return any(word in msg for word in _STORE_FAILURE_WORDS)
 
 
-def connect(path: str, *, check_same_thread: bool = True, create: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (we issue BEGIN ourselves) with the shared pragmas.
-    Only schema creation makes a new file: a reader must never leave an empty database where
-    one was removed (a restore would then meet a stranger)."""
+def connect(
+    path: str, *, check_same_thread: bool = True, create: bool = False, pragmas: tuple[str, ...] = ()
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN ourselves) with the shared pragmas, then
+    ``pragmas`` (READER_PRAGMAS or WRITER_PRAGMAS). Only schema creation makes a new file: a
+    reader must never leave an empty database where one was removed (a restore would then meet
+    a stranger)."""
     target = path if create else f"file:{urllib.parse.quote(path)}?mode=rw"
     conn = sqlite3.connect(
         target,
@@ -140,7 +143,7 @@ def connect(path: str, *, check_same_thread: bool = True, create: bool = False) 
         check_same_thread=check_same_thread,
         uri=not create,
     )
-    configure(conn)
+    configure(conn, PRAGMAS + pragmas)
     return conn
 
 
@@ -162,8 +165,8 @@ READER_PRAGMAS = ("PRAGMA cache_size=-32768",)
 WRITER_PRAGMAS = ("PRAGMA wal_autocheckpoint=8000",)
 
 
-def configure(conn: sqlite3.Connection) -> None:
-    for pragma in PRAGMAS:
+def configure(conn: sqlite3.Connection, pragmas: tuple[str, ...]) -> None:
+    for pragma in pragmas:
         retry_sync(lambda p=pragma: conn.execute(p))
 
 

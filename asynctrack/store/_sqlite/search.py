@@ -42,7 +42,6 @@ from ...entities import (
     Run,
     RunData,
     RunInfo,
-    RunInputs,
 )
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from .reads import parse_page_token, run_info_from_row
@@ -357,7 +356,7 @@ def _load_page(conn: sqlite3.Connection, rowids: list[int]) -> list[Run]:
     n = len(rowids)
     rowids_json = json.dumps(rowids)
     runs: list = [None] * n
-    new = object.__new__
+    info_from_store, data_from_raw, run_from_store = RunInfo._from_store, RunData._from_raw, Run._from_store
     with paused_gc():  # tens of thousands of small objects
         metric_rows = conn.execute(_PAGE_METRICS_SQL, (rowids_json,)).fetchall()
         try:
@@ -380,35 +379,12 @@ def _load_page(conn: sqlite3.Connection, rowids: list[int]) -> list[Run]:
                 by_position[k] = list(group)
             else:
                 current.extend(group)
-        # The entities are made as their constructors make them (same attributes, set in the
-        # same order), by plain attribute stores: a third cheaper than the calls.
         for i, run_uuid, name, user, status, start, end, stage, uri, exp_id, p, t in page:
             if user is None or status is None or start is None or exp_id is None:
                 # RunInfo's constructor refuses these (MLflow's search fails the same way).
                 run_info_from_row((run_uuid, name, user, status, start, end, stage, uri, exp_id))
-            info = new(RunInfo)
-            info._run_id = run_uuid
-            info._experiment_id = str(exp_id)
-            info._user_id = user
-            info._status = status
-            info._start_time = start
-            info._end_time = end
-            info._lifecycle_stage = stage
-            info._artifact_uri = uri
-            info._run_name = name
-            data = new(RunData)  # RunData._from_raw's raw parts, built when first read
-            data._raw_metrics = by_position[i]
-            data._raw_params = p
-            data._raw_tags = t
-            inputs = new(RunInputs)  # RunInputs(dataset_inputs=[])
-            inputs._dataset_inputs = []
-            inputs._model_inputs = []
-            run = new(Run)
-            run._info = info
-            run._data = data
-            run._inputs = inputs
-            run._outputs = None
-            runs[i] = run
+            info = info_from_store(run_uuid, str(exp_id), user, status, start, end, stage, uri, name)
+            runs[i] = run_from_store(info, data_from_raw(by_position[i], p, t))
     return runs
 
 

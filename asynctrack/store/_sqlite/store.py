@@ -85,9 +85,7 @@ class SqliteStore(Store):
         conn = getattr(local, "conn", None)
         if conn is None or local.generation != _fork_generation:
             with SQLITE_FORK_GATE:  # opening allocates under SQLite's global mutexes too
-                conn = local.conn = connect(self.path)
-                for pragma in READER_PRAGMAS:
-                    conn.execute(pragma)  # takes no lock: never busy
+                conn = local.conn = connect(self.path, pragmas=READER_PRAGMAS)
             local.generation = _fork_generation
         return conn
 

@@ -285,9 +285,7 @@ class SqliteWriter:
                 with SQLITE_FORK_GATE:  # opening allocates under SQLite's global mutexes too
                     if conn is not None:
                         conn.close()
-                    conn = connect(self._path, check_same_thread=False)
-                    for pragma in WRITER_PRAGMAS:
-                        conn.execute(pragma)  # takes no lock: never busy
+                    conn = connect(self._path, check_same_thread=False, pragmas=WRITER_PRAGMAS)
             except (sqlite3.Error, MlflowException):
                 local.conn = None
                 return False
