@@ -10,7 +10,6 @@ import math
 import random
 import sqlite3
 import struct
-import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,39 +18,14 @@ from hypothesis import strategies as st
 from asynctrack import events as ev
 from asynctrack.store._sqlite import SqliteStore
 from asynctrack.store._sqlite import writes
+from tests._store_fixtures import new_run, rec, rows, store  # noqa: F401 (fixture)
 
 MAX = 1.7976931348623157e308
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def rec(op, *fields):
-    return ev.decode(ev.encode(op, *fields))
-
-
 def bits(x: float) -> bytes:
     return struct.pack("<d", x)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "mlruns"))
-    yield s
-    asyncio.run(s.close_writer())
-    s.close()
-
-
-def rows(store, sql, *args):
-    con = sqlite3.connect(store.path)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
-
-
-async def new_run(store):
-    run_id = uuid.uuid4().hex
-    assert await store.apply([rec(ev.CREATE_RUN, run_id, "0", "me", 1000, [], "r")]) == [None]
-    return run_id
 
 
 def as_sqlite_stores(values):

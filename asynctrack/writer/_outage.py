@@ -66,6 +66,8 @@ class Outage:
 
     def hold(self, pairs: Pairs, failure: StoreUnavailable) -> None:
         """Synchronous callers get a clear error now; asynchronous records are kept."""
+        import asyncio  # (the writer's thread imported it: see Writer._start)
+
         error = MlflowException(
             f"asynctrack could not store this in {self._store.uri}: {failure}. Nothing of this "
             "call was stored. Asynchronous logging is kept and retried, and spooled to disk if "
@@ -91,8 +93,6 @@ class Outage:
             self._delay = min(self._delay * 2, RETRY_MAX_DELAY_S)
         self.reason = str(failure)
         self.held.extend(kept)
-        import asyncio
-
         self.retry_at = asyncio.get_running_loop().time() + self._delay
         if len(self.held) > HOLD_MAX:
             self.spill_held()

@@ -277,16 +277,14 @@ class Writer:
 
         import anyio
 
-        queue, wake, outage, store = self._queue, self._wake_event, self._outage, self.store
+        queue, wake, outage = self._queue, self._wake_event, self._outage
         assert wake is not None
         loop = asyncio.get_running_loop()
         while True:
             if not queue and not outage.active:
                 if self._stopping:
                     return
-                if store.wants_upkeep and (self._upkeep is None or self._upkeep.done()):
-                    await store.upkeep()
-                    continue
+                self._start_upkeep()
                 self._idle = True
                 if not queue and not self._stopping:
                     await wake.wait()
@@ -320,10 +318,16 @@ class Writer:
                     wake.clear()
             self._urgent = False
             await self._drain_once()
-            if store.wants_upkeep and not outage.active and (self._upkeep is None or self._upkeep.done()):
-                # Not awaited: the store's thread does it while this loop decodes the next batch
-                # (which then queues behind it there).
-                self._upkeep = asyncio.ensure_future(store.upkeep())
+            self._start_upkeep()
+
+    def _start_upkeep(self) -> None:
+        """The store's housekeeping, if it asks for some and none is running and the store is
+        up: not awaited, so that the store's thread does it while this loop waits or decodes
+        the next batch (which then queues behind it there)."""
+        if self.store.wants_upkeep and not self._outage.active and (self._upkeep is None or self._upkeep.done()):
+            import asyncio  # a lookup: this thread imported it
+
+            self._upkeep = asyncio.ensure_future(self.store.upkeep())
 
     async def _drain_once(self) -> None:
         queue = self._queue

@@ -25,7 +25,6 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-
 from ... import events as ev
 from ...entities import LifecycleStage
 from ...exceptions import (
@@ -54,13 +53,14 @@ from .reads import experiment_not_found, run_not_found
 from .schema import _revision as _revision_of
 from .schema import artifact_location, check_revision
 
-RUN_NAME_TAG = "mlflow.runName"
-MAX_FLOAT = 1.7976931348623157e308
-ACTIVE = LifecycleStage.ACTIVE
 if TYPE_CHECKING:
     import aiosqlite
 
 _logger = logging.getLogger("asynctrack")
+
+RUN_NAME_TAG = "mlflow.runName"
+MAX_FLOAT = 1.7976931348623157e308
+ACTIVE = LifecycleStage.ACTIVE
 DELETED = LifecycleStage.DELETED
 _CHUNK = 500  # bound parameters per IN (...) query
 CHECKPOINT_ROWS = 20_000  # rows committed between background WAL checkpoints
@@ -223,6 +223,8 @@ class SqliteWriter:
             await conn.close()
 
     async def _retry(self, run, fn, *args) -> Any:
+        import asyncio  # the writer's thread has it (see Writer._start): a lookup
+
         last: BaseException | None = None
         for delay in backoff_delays(self.give_up_at):
             try:
@@ -231,7 +233,7 @@ class SqliteWriter:
                 if not is_busy(exc):
                     raise
                 last = exc
-                await _sleep(delay)
+                await asyncio.sleep(delay)
         raise StoreUnavailable(str(unavailable(last or RuntimeError("deadline"))))
 
     # -- the batch -------------------------------------------------------------------------------
@@ -822,12 +824,6 @@ def _sqlalchemy_error_text(exc: sqlite3.Error, statement: str, params: tuple) ->
         f"(sqlite3.{type(exc).__name__}) {exc}\n[SQL: {statement}]\n[parameters: {params!r}]\n"
         "(Background on this error at: https://sqlalche.me/e/21/gkpj)"
     )
-
-
-async def _sleep(delay: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(delay)
 
 
 def _row_sizes(conn: sqlite3.Connection, width: int) -> tuple[int, ...]:
