@@ -1,7 +1,7 @@
 """What an asynchronous logging call returns: a handle to wait on, as in MLflow.
 
-A handle holds the writer's tickets (plain ints), not futures: creating a future per logging
-call would cost more than the call itself. ``wait`` flushes the writer and collects the errors
+A handle holds the writer's tickets (each record's own payload object), not futures: creating a
+future per logging call would cost more than the call itself. ``wait`` flushes the writer and collects the errors
 of its own records.
 """
 
@@ -21,11 +21,11 @@ class RunOperations:
         # MLflow's constructor takes futures; they are honoured too.
         self._operation_futures = operation_futures or []
         self._writer: Any = None
-        self._tickets: tuple[int, ...] = ()
+        self._tickets: tuple[bytes, ...] = ()
         self._failures: tuple[BaseException, ...] = ()
 
     @classmethod
-    def _pending(cls, writer: Any, *tickets: int) -> RunOperations:
+    def _pending(cls, writer: Any, *tickets: bytes) -> RunOperations:
         ops = cls.__new__(cls)
         ops._operation_futures = []
         ops._writer = writer
@@ -71,7 +71,7 @@ def get_combined_run_operations(run_operations_list: list[RunOperations]) -> Run
         return run_operations_list[0]
     combined = RunOperations()
     writer = None
-    tickets: list[int] = []
+    tickets: list[bytes] = []
     failures: list[BaseException] = []
     for ops in run_operations_list:
         if ops is None:

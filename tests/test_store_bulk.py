@@ -248,3 +248,73 @@ def test_latest_query_reads_only_the_new_points_of_the_top_step(store):
         con.close()
     assert any("index_metrics_run_uuid_key_step (run_uuid=? AND key=? AND step=? AND rowid>?)" in p for p in plan), plan
     assert not any("SCAN" in p for p in plan), plan
+
+
+# -- metric points decoded flat (events.MetricBlock), as the writer hands them over ----------
+
+RUNS = ("0" * 32, "1" * 32, "2" * 32)
+block_points = st.tuples(
+    st.sampled_from(range(len(RUNS))),
+    st.sampled_from(KEYS),
+    values,
+    st.integers(0, 3),
+    st.integers(-2, 3),
+)
+
+
+def _apply_both_ways(tmp_path_factory, batches, deleted):
+    """The same metric records applied as MetricBlocks to one store and as decoded records to
+    another: (outcomes, metrics rows, latest_metrics rows) of each."""
+    results = []
+    for as_block in (True, False):
+        tmp = tmp_path_factory.mktemp("block")
+        s = SqliteStore(f"sqlite:///{tmp}/mlflow.db", artifact_root=str(tmp / "mlruns"))
+        try:
+
+            async def go():
+                for run_id in RUNS:
+                    assert await s.apply([rec(ev.CREATE_RUN, run_id, "0", "me", 1000, [], "r")]) == [None]
+                if deleted:
+                    assert await s.apply([rec(ev.DELETE_RUN, RUNS[2], 2000)]) == [None]
+                outcomes = []
+                for batch in batches:
+                    payloads = [ev.encode_metric(RUNS[r], k, v, ts, step) for r, k, v, ts, step in batch]
+                    block = ev.decode_metric_block(payloads)
+                    assert block is not None
+                    records = block if as_block else [ev.decode(p) for p in payloads]
+                    got = await s.apply(records)
+                    outcomes.append([None if o is None else (o.error_code, str(o)) for o in got])
+                await s.close_writer()
+                return outcomes
+
+            outcomes = asyncio.run(go())
+            metrics = rows(s, "SELECT run_uuid, key, value, timestamp, step, is_nan FROM metrics ORDER BY rowid")
+            latest = rows(s, "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics")
+            results.append((outcomes, [(*r[:2], bits(r[2]), *r[3:]) for r in metrics], set(latest)))
+        finally:
+            s.close()
+    return results
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.lists(block_points, min_size=1, max_size=40), min_size=1, max_size=3), deleted=st.booleans())
+def test_a_metric_block_is_stored_as_its_records_are(tmp_path_factory, batches, deleted):
+    """One run or several, finite or not, a deleted run among them: the same outcomes, rows (in
+    the same order) and latest_metrics as the records applied one by one."""
+    block_way, record_way = _apply_both_ways(tmp_path_factory, batches, deleted)
+    assert block_way == record_way
+    if deleted:
+        assert all(
+            (o is not None) == (p[0] == 2) for batch, outs in zip(batches, block_way[0]) for p, o in zip(batch, outs)
+        )
+
+
+@pytest.mark.parametrize("runs", [1, 3])
+def test_a_wide_metric_block_is_stored_as_its_records_are(tmp_path_factory, runs):
+    """More (run, key) pairs than _WIDE_BATCH_KEYS: stored in the primary key's order."""
+    batch = [(i % runs, f"layer_{i % 90}", float(i), 10 + i // 90, i // 90) for i in range(900)]
+    KEYS_WIDE = {p[1] for p in batch}
+    assert len(KEYS_WIDE) * runs > writes._WIDE_BATCH_KEYS
+    block_way, record_way = _apply_both_ways(tmp_path_factory, [batch], deleted=False)
+    assert block_way == record_way
+    assert len(block_way[1]) == 900 and len(block_way[2]) == len({(p[0], p[1]) for p in batch})

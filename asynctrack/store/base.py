@@ -51,7 +51,9 @@ class Store(abc.ABC):
         self, records: Sequence[tuple], on_commit: Callable[[list[Any]], None] | None = None
     ) -> list[Any]:
         """Apply decoded records in order; one outcome per record, or raise StoreUnavailable
-        with nothing stored.
+        with nothing stored. ``records`` is a list of record tuples, or for a batch of metric
+        points an ``events.MetricBlock``: the same records as one flat tuple of fields, which a
+        store may bind as it is (or just iterate).
 
         An outcome is the op's result (the new experiment id for CREATE_EXPERIMENT, else None)
         or the ``MlflowException`` that this record alone failed with: a bad record never keeps

@@ -28,7 +28,7 @@ RETRY_MAX_DELAY_S = 5.0
 HOLD_MAX = int(os.environ.get("ASYNCTRACK_MAX_QUEUE", "200000"))
 EXIT_TIMEOUT_S = float(os.environ.get("ASYNCTRACK_EXIT_TIMEOUT", "10"))
 
-Pairs = list  # [(payload, ticket)]: a ticket is an int (asynchronous) or a waiter (synchronous)
+Pairs = list  # [(payload, ticket)]: a ticket is the payload (asynchronous) or a waiter (synchronous)
 StorePairs = Callable[[Pairs], Awaitable[tuple["StoreUnavailable | None", Pairs]]]
 
 
@@ -76,7 +76,7 @@ class Outage:
         )
         kept = []
         for pair in pairs:
-            if type(pair[1]) is int:
+            if type(pair[1]) is bytes:
                 kept.append(pair)
             else:
                 pair[1].resolve(error)
@@ -109,11 +109,12 @@ class Outage:
         stored = 0
         step = self._max_batch
         for i in range(0, len(candidates), step):
-            failure, rest = await self._store_pairs(candidates[i : i + step])
+            chunk = candidates[i : i + step]
+            failure, rest = await self._store_pairs(chunk)
             if failure is not None:
                 self.hold(rest + candidates[i + step :], failure)
                 return
-            stored += len(rest)
+            stored += len(chunk)
         if stored:
             _logger.warning(
                 "asynctrack: %s can be written again; the %d records kept meanwhile are stored.",
@@ -128,7 +129,7 @@ class Outage:
         _, payloads, _ = read_spool(spill.path)
         chunk: Pairs = []
         for payload in payloads:
-            chunk.append((payload, 0))
+            chunk.append((payload, payload))
             if len(chunk) == self._max_batch:
                 failure, _ = await self._store_pairs(chunk)
                 if failure is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import operator
 import os
 import signal
 import threading
@@ -12,7 +13,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..events import decode_many
+from ..events import MetricBlock, decode_many, decode_metric_block
 from ..exceptions import INTERNAL_ERROR, MlflowException
 from ..store import Store, StoreUnavailable
 from ._outage import EXIT_TIMEOUT_S, Outage, spool_now
@@ -72,8 +73,8 @@ class Writer:
     def _reset(self) -> None:
         """Fresh state: at construction and in the child of a fork (nothing of the parent's)."""
         self._queue: collections.deque = collections.deque()
-        self._seq = itertools.count(1)
-        self._errors: dict[int, MlflowException] = {}
+        self._count = 0  # records queued past HIGH_WATER, see YIELD_MASK (racy on purpose)
+        self._errors: dict[int, tuple[bytes, list[MlflowException]]] = {}  # by id(payload)
         self._idle = True  # the writer sleeps with no deadline: the next producer must wake it
         self._urgent = False  # a synchronous caller or a full queue wants a commit now
         self._busy = False  # records have left the queue but are not committed yet
@@ -87,19 +88,20 @@ class Writer:
         self._room = threading.Condition()
         self._big_bytes = 0
         self._room_waiters = 0
-        self._outage = Outage(self.store, self._store, MAX_BATCH)  # the store's, if it is down
-        self._inflight: list = []  # what the store is applying now (spooled if exit cannot wait)
+        self._outage = Outage(self.store, self._store_pairs, MAX_BATCH)  # the store's, if it is down
+        self._inflight: tuple = ()  # (payloads, tickets) the store is applying now (spooled if exit cannot wait)
         self._last_mark: tuple | None = None  # see _progress_stalled
         self._upkeep: asyncio.Future | None = None  # the store's housekeeping, if running
 
     # -- producers ------------------------------------------------------------------------------
-    def submit(self, payload: bytes) -> int:
-        """Queue one record without waiting; returns its ticket for ``error_of``."""
-        seq = next(self._seq)
+    def submit(self, payload: bytes) -> bytes:
+        """Queue one record without waiting; returns its ticket for ``error_of``: the payload
+        object itself. The queue then holds the caller's bytes and nothing more (no tuple per
+        record, which the cyclic GC would scan while it waits)."""
         if len(payload) > BIG_PAYLOAD:
             self._reserve(len(payload))
         q = self._queue
-        q.append((payload, seq))
+        q.append(payload)
         if self._idle:
             self._idle = False
             self._wake()
@@ -109,9 +111,11 @@ class Writer:
                 self._wake()
             if len(q) >= MAX_QUEUE:
                 self._wait_for_room()
-            elif not seq & YIELD_MASK:
-                _sleep(YIELD_S)
-        return seq
+            else:
+                self._count += 1
+                if not self._count & YIELD_MASK:
+                    _sleep(YIELD_S)
+        return payload
 
     def submit_wait(self, payload: bytes, record: tuple | None = None) -> Any:
         """Queue one record and wait for its commit; returns its result or raises its error.
@@ -203,9 +207,15 @@ class Writer:
         self._wake()
         waiter.wait()
 
-    def error_of(self, ticket: int) -> MlflowException | None:
+    def error_of(self, ticket: bytes) -> MlflowException | None:
         """The error an asynchronous record failed with (each error is handed out once)."""
-        return self._errors.pop(ticket, None)
+        entry = self._errors.get(id(ticket))
+        if entry is None or entry[0] is not ticket:
+            return None
+        error = entry[1].pop(0)
+        if not entry[1]:
+            del self._errors[id(ticket)]
+        return error
 
     def _wake(self) -> None:
         loop = self._loop
@@ -333,15 +343,20 @@ class Writer:
         queue = self._queue
         self._busy = True
         try:
-            taken = []
+            # Taken at C speed; only when big records were reserved (read after taking: a
+            # producer reserves before it appends) are sizes looked at, and the batch cut short
+            # past a quarter of MAX_BIG_BYTES.
+            taken = list(itertools.starmap(queue.popleft, itertools.repeat((), min(len(queue), MAX_BATCH))))
             big = 0
-            while queue and len(taken) < MAX_BATCH:
-                item = queue.popleft()
-                taken.append(item)
-                if item[0] is not None and len(item[0]) > BIG_PAYLOAD:
-                    big += len(item[0])
-                    if big > MAX_BIG_BYTES // 4:
-                        break
+            if self._big_bytes:
+                for i, item in enumerate(taken):
+                    payload = item if type(item) is bytes else item[0]
+                    if payload is not None and len(payload) > BIG_PAYLOAD:
+                        big += len(payload)
+                        if big > MAX_BIG_BYTES // 4:
+                            queue.extendleft(reversed(taken[i + 1 :]))
+                            del taken[i + 1 :]
+                            break
             if big or self._room_waiters:
                 with self._room:
                     self._big_bytes -= big
@@ -351,16 +366,30 @@ class Writer:
             self._busy = False
 
     async def _commit(self, taken: list) -> None:
-        pairs, markers = [], []
-        for item in taken:
-            if item[0] is None:
-                markers.append(item[1])
-            else:
-                pairs.append(item)
+        """``taken``: asynchronous payloads, (payload, waiter) of synchronous records and
+        (None, waiter) of flush markers, in queue order."""
+        asynchronous = True
+        if set(map(type, taken)) == _ONLY_BYTES:  # asynchronous records only: their own tickets
+            payloads, tickets, markers = taken, taken, []
+        else:
+            payloads, tickets, markers = [], [], []
+            for item in taken:
+                if type(item) is bytes:
+                    payloads.append(item)
+                    tickets.append(item)
+                elif item[0] is None:
+                    markers.append(item[1])
+                else:
+                    payloads.append(item[0])
+                    tickets.append(item[1])
+                    asynchronous = False
         if self._outage.active:
-            await self._outage.retry(pairs)
-        elif pairs:
-            failure, pairs = await self._store(pairs)
+            await self._outage.retry(list(zip(payloads, tickets)))
+        elif payloads:
+            # Asynchronous records all come from this process's encoder (see
+            # decode_metric_block): metric points, the usual batch, decode as one flat block.
+            block = decode_metric_block(payloads) if asynchronous else None
+            failure, pairs = await self._store(payloads, tickets, block)
             if failure is not None:
                 failure, pairs = await self._outage.retry_briefly(pairs, failure, self._stopping)
             if failure is not None:
@@ -368,18 +397,27 @@ class Writer:
         for marker in markers:
             marker.resolve(None)
 
-    async def _store(self, pairs: list) -> tuple[StoreUnavailable | None, list]:
-        """Decode and apply ``pairs`` ((payload, ticket) each) as one transaction and settle
-        their callers; or, when the store cannot take them, settle nobody and return the
-        failure with the pairs (undecodable ones fail alone and are left out)."""
-        records, bad = decode_many([p for p, _ in pairs])
-        if bad:  # a record that does not decode fails alone
-            for i in bad:
-                self._settle(pairs[i][1], bad[i])
-            pairs = [pair for i, pair in enumerate(pairs) if i not in bad]
+    async def _store_pairs(self, pairs: list) -> tuple[StoreUnavailable | None, list]:
+        """``_store`` for the outage, which keeps records as (payload, ticket) pairs."""
+        return await self._store(list(map(_FIRST, pairs)), list(map(_SECOND, pairs)))
+
+    async def _store(
+        self, payloads: list, tickets: list, block: MetricBlock | None = None
+    ) -> tuple[StoreUnavailable | None, list]:
+        """Decode (unless ``block`` is ``payloads`` decoded) and apply ``payloads`` as one
+        transaction and settle their callers (``tickets``, in the same order); or, when the
+        store cannot take them, settle nobody and return the failure with the (payload, ticket)
+        pairs (undecodable ones fail alone and are left out)."""
+        records: Any = block
+        if records is None:
+            records, bad = decode_many(payloads)
+            if bad:  # a record that does not decode fails alone
+                for i in bad:
+                    self._settle(tickets[i], bad[i])
+                kept = [i for i in range(len(payloads)) if i not in bad]
+                payloads, tickets = [payloads[i] for i in kept], [tickets[i] for i in kept]
         if not records:
-            return None, pairs
-        tickets = [t for _, t in pairs]
+            return None, []
         settled = False
 
         def settle_all(outcomes: list) -> None:
@@ -387,32 +425,38 @@ class Writer:
             # wake straight from the commit instead of after another hop through this loop.
             nonlocal settled
             settled = True
+            if outcomes.count(None) == len(outcomes) and set(map(type, tickets)) == _ONLY_BYTES:
+                return  # all stored, nobody waiting: the common asynchronous batch
             settle = self._settle
             for ticket, outcome in zip(tickets, outcomes):
-                if outcome is not None or type(ticket) is not int:
+                if outcome is not None or type(ticket) is not bytes:
                     settle(ticket, outcome)
 
-        self._inflight = pairs
+        self._inflight = payloads, tickets
         try:
             await self.store.apply(records, settle_all)
         except StoreUnavailable as exc:
             if not settled:
-                return exc, pairs
+                return exc, list(zip(payloads, tickets))
         except Exception as exc:  # noqa: BLE001 - the whole batch failed: tell every caller
             if not settled:
                 settle_all([_as_mlflow_error(exc)] * len(records))
         finally:
-            self._inflight = []
+            self._inflight = ()
         if not settled:
             settle_all([])
-        return None, pairs
+        return None, []
 
     def _settle(self, ticket: Any, outcome: Any) -> None:
-        if type(ticket) is int:
+        if type(ticket) is bytes:
             if isinstance(outcome, BaseException):
-                if len(self._errors) >= MAX_KEPT_ERRORS:
-                    self._errors.pop(next(iter(self._errors)))
-                self._errors[ticket] = outcome
+                entry = self._errors.get(id(ticket))
+                if entry is not None and entry[0] is ticket:  # the same bytes queued twice
+                    entry[1].append(outcome)
+                else:
+                    if len(self._errors) >= MAX_KEPT_ERRORS:
+                        self._errors.pop(next(iter(self._errors)))
+                    self._errors[id(ticket)] = (ticket, [outcome])
                 _logger.error("asynctrack: failed to log asynchronously: %s", outcome)
         else:
             ticket.resolve(outcome)
@@ -455,8 +499,9 @@ class Writer:
     def _spool_from_outside(self) -> None:
         """The writer thread is stuck in the store: spool a copy of everything asynchronous it
         has not stored (the batch in flight included; a replay skips what did get stored)."""
-        pending = [*self._inflight, *self._outage.held, *list(self._queue)]
-        spool_now(self.store, [p for p, t in pending if p is not None and type(t) is int],
+        queued = [(item, item) if type(item) is bytes else item for item in list(self._queue)]
+        pending = [*zip(*self._inflight), *self._outage.held, *queued]
+        spool_now(self.store, [p for p, t in pending if p is not None and type(t) is bytes],
                   "the store did not answer at exit")
 
     def _after_fork_in_child(self) -> None:
@@ -481,6 +526,11 @@ def _import_event_loop() -> None:
         import anyio._backends._asyncio  # noqa: F401  (what anyio.run(backend="asyncio") loads)
     except ImportError:  # another anyio layout: anyio.run imports it in the writer's thread
         pass
+
+
+_ONLY_BYTES = {bytes}
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
 
 
 def _as_mlflow_error(exc: BaseException) -> MlflowException:

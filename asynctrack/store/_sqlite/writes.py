@@ -95,7 +95,6 @@ def _batch_metric_insert(rows: int) -> str:
 # old SQLite's limit of 999 parameters; the larger sizes are used where the limit allows them.
 _ROW_SIZES = (512, 64, 32, 8, 1)
 _INSERT_METRICS = {r: _metric_insert(r) for r in _ROW_SIZES}
-_INSERT_METRIC = _INSERT_METRICS[1]
 _INSERT_BATCH_METRICS = {r: _batch_metric_insert(r) for r in _ROW_SIZES}
 _UPSERT_LATEST = (
     "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
@@ -363,7 +362,10 @@ class SqliteWriter:
         outcomes: list[Any] = [None] * len(records)
         logging_ops = ev.LOGGING_OPS
         i, n = 0, len(records)
-        if n and logging_ops.issuperset(map(_OP, records)):  # the usual batch: one C-level pass
+        if type(records) is ev.MetricBlock:  # the usual batch: metric points, decoded flat
+            self._apply_metric_block(conn, records, outcomes)
+            return outcomes
+        if n and logging_ops.issuperset(map(_OP, records)):  # one C-level pass
             self._apply_logging(conn, records, 0, n, outcomes)
             return outcomes
         while i < n:
@@ -417,7 +419,8 @@ class SqliteWriter:
             else:
                 pairs = set(map(_RUN_KEY, seg))
             rows = sorted(seg, key=_PK_ORDER) if len(pairs) > _WIDE_BATCH_KEYS else seg
-            self._write_bulk(conn, records, range(start, stop), outcomes, rows, (), (), pairs)
+            inserts = [(_INSERT_METRICS, list(itertools.chain.from_iterable(rows)), 7, ())]
+            self._write_bulk(conn, records, range(start, stop), outcomes, inserts, (), pairs)
             return
         wanted: dict[str, set[str]] = {}  # run id -> param keys this batch logs
         for k in range(start, stop):
@@ -530,13 +533,48 @@ class SqliteWriter:
             # visit per point across a thousand pages (a stable sort: equal points keep their
             # logging order).
             metric_rows.sort(key=_PK_ORDER)
-        self._write_bulk(
-            conn, records, accepted, outcomes, metric_rows, batch_groups, (param_rows, tag_rows, name_rows), latest
-        )
+        inserts = [(_INSERT_METRICS, list(itertools.chain.from_iterable(metric_rows)), 7, ())] if metric_rows else []
+        for run_id, metrics in batch_groups:
+            inserts.append((_INSERT_BATCH_METRICS, list(itertools.chain.from_iterable(metrics)), 4, (run_id,)))
+        self._write_bulk(conn, records, accepted, outcomes, inserts, (param_rows, tag_rows, name_rows), latest)
 
-    def _write_bulk(self, conn, records, accepted, outcomes, metric_rows, batch_groups, others, latest) -> None:
+    def _apply_metric_block(self, conn, block: ev.MetricBlock, outcomes: list) -> None:
+        """A batch of metric points only, decoded flat (see events.MetricBlock). Finite points
+        of active runs (the common case) are bound straight from the flat fields: one run's as
+        (key, value, timestamp, step) behind its id, laid out by four C-level slice copies,
+        several runs' as they are. Anything else goes the general way, record by record."""
+        fields = block.fields
+        n = len(block)
+        run_ids = set(fields[2::7])
+        stages = self._run_stages(conn, run_ids)
+        try:
+            plain = all(stages.get(r) == ACTIVE for r in run_ids) and math.isfinite(sum(fields[4::7]))
+        except (TypeError, OverflowError, ValueError):
+            plain = False
+        if not plain:
+            self._apply_logging(conn, list(block), 0, n, outcomes)
+            return
+        if len(run_ids) == 1:
+            (run_id,) = run_ids
+            pairs = set(zip(itertools.repeat(run_id), set(fields[3::7])))
+        else:
+            pairs = set(zip(fields[2::7], fields[3::7]))
+        if len(pairs) > _WIDE_BATCH_KEYS:  # in the primary key's order (see _apply_logging)
+            rows = sorted(block, key=_PK_ORDER)
+            inserts = [(_INSERT_METRICS, list(itertools.chain.from_iterable(rows)), 7, ())]
+        elif len(run_ids) == 1:
+            flat: list = [None] * (4 * n)
+            flat[0::4], flat[1::4], flat[2::4], flat[3::4] = fields[3::7], fields[4::7], fields[5::7], fields[6::7]
+            inserts = [(_INSERT_BATCH_METRICS, flat, 4, (run_id,))]
+        else:
+            inserts = [(_INSERT_METRICS, fields, 7, ())]
+        self._write_bulk(conn, block, range(n), outcomes, inserts, (), pairs)
+
+    def _write_bulk(self, conn, records, accepted, outcomes, inserts, others, latest) -> None:
         """Write what _apply_logging accepted, in one savepoint; should SQLite refuse any of it,
-        find the record(s) at fault by applying the accepted ones one at a time."""
+        find the record(s) at fault by applying the accepted ones one at a time. ``inserts``:
+        the metric rows, as (statements by rows, parameters laid end to end, parameters per
+        row, parameters bound before each statement's rows) for _insert_rows."""
         conn.execute("SAVEPOINT bulk")
         try:
             if latest and type(latest) is not dict:
@@ -545,12 +583,8 @@ class SqliteWriter:
                 last = conn.execute(_MAX_ROWID).fetchone()[0]
                 if last is None or last >= _INT64_MAX:
                     last = _INT64_MIN
-            if len(metric_rows) == 1:
-                conn.execute(_INSERT_METRIC, metric_rows[0])
-            elif metric_rows:
-                _insert_rows(conn, _INSERT_METRICS, list(itertools.chain.from_iterable(metric_rows)), 7)
-            for run_id, metrics in batch_groups:
-                _insert_rows(conn, _INSERT_BATCH_METRICS, list(itertools.chain.from_iterable(metrics)), 4, run_id)
+            for statements, flat, width, head in inserts:
+                _insert_rows(conn, statements, flat, width, *head)
             if type(latest) is dict:
                 conn.executemany(
                     _UPSERT_LATEST,
