@@ -158,7 +158,7 @@ class MetricBlock(Sequence):
 
     def __iter__(self) -> Iterator[tuple]:
         fields = self.fields
-        return (fields[i : i + 7] for i in range(0, len(fields), 7))
+        return zip(*(fields[i::7] for i in range(7)))  # the records, built at C speed
 
 
 _FIXARRAY7 = 0x97  # a msgpack array of 7 items: a METRIC record (no other op has five fields)
