@@ -233,6 +233,26 @@ def test_a_producer_past_high_water_hands_over_the_gil_and_only_then(make_writer
     assert len(applied(store)) == 1 + 999 + 2048
 
 
+def test_big_records_bound_the_queue_by_bytes_and_cut_batches(make_writer, monkeypatch):
+    """Records over BIG_PAYLOAD are accounted by size: producers wait while more than
+    MAX_BIG_BYTES are queued, a batch stops past a quarter of it (the rest stays queued, in
+    order), and the account is back at zero once all is stored."""
+    monkeypatch.setattr(writer_module, "MAX_BIG_BYTES", 64 * 1024)
+    w, store = make_writer(delay=0.01)
+    payloads = [ev.encode(ev.TAG, "r" * 32, f"k{i}", "v" * 2000) for i in range(200)]
+    size = len(payloads[0])
+    assert size > writer_module.BIG_PAYLOAD
+    seen = []
+    for p in payloads:
+        w.submit(p)
+        seen.append(w._big_bytes)
+    w.flush()
+    assert max(seen) <= 64 * 1024 + size  # waited for room instead of queueing more
+    assert [r[3] for r in applied(store)] == [f"k{i}" for i in range(200)]
+    assert max(len(b) for b in store.batches) <= 64 * 1024 // 4 // size + 1
+    assert w._big_bytes == 0
+
+
 def test_a_big_synchronous_record_takes_the_direct_path_when_idle(make_writer):
     w, store = make_writer(direct=True)
     w.submit_wait(metric("first", 0))  # starts the writer
