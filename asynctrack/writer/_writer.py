@@ -73,7 +73,7 @@ class Writer:
     def _reset(self) -> None:
         """Fresh state: at construction and in the child of a fork (nothing of the parent's)."""
         self._queue: collections.deque = collections.deque()
-        self._count = 0  # records queued past HIGH_WATER, see YIELD_MASK (racy on purpose)
+        self._past_high_water = 0  # records queued past HIGH_WATER, see YIELD_MASK (racy on purpose)
         self._errors: dict[int, tuple[bytes, list[MlflowException]]] = {}  # by id(payload)
         self._idle = True  # the writer sleeps with no deadline: the next producer must wake it
         self._urgent = False  # a synchronous caller or a full queue wants a commit now
@@ -112,8 +112,8 @@ class Writer:
             if len(q) >= MAX_QUEUE:
                 self._wait_for_room()
             else:
-                self._count += 1
-                if not self._count & YIELD_MASK:
+                self._past_high_water += 1
+                if not self._past_high_water & YIELD_MASK:
                     _sleep(YIELD_S)
         return payload
 
