@@ -616,6 +616,11 @@ _FLOAT_ONLY = {float}
 _INT_ONLY = {int}
 
 
+def plain_metric_key(key: Any) -> bool:
+    """A metric name that passes validate_metric's name checks."""
+    return type(key) is str and len(key) <= MAX_ENTITY_KEY_LENGTH and not _cached_name_problem(key)
+
+
 def plain_metric_entries(metrics: Sequence[Any]) -> list[tuple] | None:
     """``(key, value, timestamp, step)`` of each metric when every one passes `validate_metric`
     unchanged in the plain way (float value, int timestamp in [0, 2**63-1] and step in int64, a
@@ -638,7 +643,7 @@ def plain_metric_entries(metrics: Sequence[Any]) -> list[tuple] | None:
             return None
         keys = list(map(get_key, metrics))
         for key in set(keys):
-            if type(key) is not str or len(key) > MAX_ENTITY_KEY_LENGTH or _cached_name_problem(key):
+            if not plain_metric_key(key):
                 return None
     except (AttributeError, TypeError):  # no such field, an unhashable key: the slow way says
         return None

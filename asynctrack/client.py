@@ -43,6 +43,31 @@ _valid_metric_keys: set[str] = set()
 _MAX_CACHED_KEYS = 100_000
 
 
+_FLOAT_ONLY = {float}
+
+
+def _known_keys(metrics: Any) -> bool:
+    """All of ``metrics``' names valid (checked once each, then remembered)."""
+    if _valid_metric_keys.issuperset(metrics):
+        return True
+    for key in metrics:
+        if key not in _valid_metric_keys:
+            if not v.plain_metric_key(key):
+                return False
+            if len(_valid_metric_keys) >= _MAX_CACHED_KEYS:
+                _valid_metric_keys.clear()
+            _valid_metric_keys.add(key)
+    return True
+
+
+def _valid_run_id(run_id: Any) -> bool:
+    try:
+        v.validate_run_id(run_id)
+    except MlflowException:
+        return False
+    return True
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -312,6 +337,36 @@ class MlflowClient:
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self._write(events.DELETE_TAG, run_id, key)
+
+    def _log_metric_dict(
+        self, run_id: str, metrics: Any, timestamp: int, step: int, synchronous: bool | None
+    ) -> RunOperations | None:
+        """Fluent log_metrics' way in: ``metrics`` (name -> value) at one step and time, as one
+        log_batch. When every point is plain (float values, valid names, an int step and time
+        in range, at most a request's worth, a valid run id) its BATCH record is built straight
+        from the mapping: no Metric object, no column checks (a 5-metric call: ~4 µs instead of
+        ~14). Anything else goes through Metric objects and log_batch, MLflow's way."""
+        if (
+            0 < len(metrics) <= v.MAX_METRICS_PER_BATCH
+            and type(step) is int
+            and type(timestamp) is int
+            and _INT64_MIN <= step <= _INT64_MAX
+            and 0 <= timestamp <= _INT64_MAX
+            and set(map(type, metrics.values())) == _FLOAT_ONLY
+            and _known_keys(metrics)
+            and _valid_run_id(run_id)
+        ):
+            if synchronous is None:
+                synchronous = not _async_default()
+            entries = [(key, value, timestamp, step) for key, value in metrics.items()]
+            record = (_VERSION, events.BATCH, run_id, entries, [], [])
+            payload = events.encode_record(record)
+            if synchronous:
+                self._writer.submit_wait(payload, record)
+                return None
+            return _pending(self._writer, self._writer.submit(payload))
+        batch = [Metric(key, value, timestamp, step) for key, value in metrics.items()]
+        return self.log_batch(run_id, metrics=batch, params=[], tags=[], synchronous=synchronous)
 
     def log_batch(
         self,

@@ -324,6 +324,36 @@ def test_logging_calls_store_exactly_what_was_logged(fluent):
     assert [(m.step, m.timestamp) for m in client.get_metric_history(run.info.run_id, "a")] == [(7, 3000)]
 
 
+def test_log_metrics_builds_plain_batches_itself_and_the_rest_goes_mlflows_way(fluent, monkeypatch):
+    """A mapping of float values with valid names at an int step is encoded as its BATCH record
+    straight away; anything else (an int value, a bool step, a bad name, over 1,000 metrics)
+    goes through Metric objects and log_batch. Both store the same thing."""
+    through_log_batch = []
+    real = fluent.MlflowClient.log_batch
+
+    def spy(self, run_id, metrics=(), *args, **kwargs):
+        through_log_batch.append([m.key for m in metrics])
+        return real(self, run_id, metrics, *args, **kwargs)
+
+    monkeypatch.setattr(fluent.MlflowClient, "log_batch", spy)
+    with fluent.start_run() as run:
+        fluent.log_metrics({"a": 1.0, "b": float("nan")}, step=1, timestamp=10)
+        fluent.log_metrics({"a": 2.0}, step=2, timestamp=20, synchronous=False).wait()
+        assert through_log_batch == []
+        fluent.log_metrics({"a": 3, "b": 4.0}, step=3, timestamp=30)  # an int value
+        fluent.log_metrics({"a": 5.0}, step=True, timestamp=40)  # a bool step
+        with pytest.raises(MlflowException):
+            fluent.log_metrics({"bad key!": 6.0}, step=5, timestamp=50)
+        fluent.log_metrics({f"k{i}": 7.0 for i in range(1001)}, step=6, timestamp=60)
+        assert [len(keys) for keys in through_log_batch] == [2, 1, 1, 1001]
+    history = fluent.MlflowClient().get_metric_history(run.info.run_id, "a")
+    assert [(m.value, m.step, m.timestamp) for m in history] == [
+        (1.0, 1, 10), (2.0, 2, 20), (3.0, 3, 30), (5.0, 1, 40)
+    ]
+    assert fluent.get_run(run.info.run_id).data.metrics["b"] == 4.0  # step 3's, over step 1's NaN
+    assert len(fluent.get_run(run.info.run_id).data.metrics) == 2 + 1001
+
+
 def test_log_metric_to_a_named_run(fluent):
     with fluent.start_run() as other:
         pass

@@ -114,6 +114,17 @@ def scenario(mlflow):
     call("log_metric bad value", mlflow.log_metric, "m", "x")
     call("log_metric bad step", mlflow.log_metric, "m", 1.0, step=2**70)
     call("log_metrics", mlflow.log_metrics, {"a": 1, "b": 2.5}, step=3, timestamp=3000)
+    call("log_metrics floats", mlflow.log_metrics, {"a": 1.5, "nan": float("nan"), "z": -0.0}, step=4, timestamp=4000)
+    call("log_metrics floats again", mlflow.log_metrics, {"a": 0.5, "b": 3.5}, step=4, timestamp=4001)
+    call("log_metrics bad key", mlflow.log_metrics, {"ok": 1.0, "bad key!": 2.0}, step=5)
+    call("log_metrics 1001", mlflow.log_metrics, {f"k{i}": float(i) for i in range(1001)}, step=6, timestamp=6000)
+    call("log_metrics bad step", mlflow.log_metrics, {"a": 1.0}, step=2**70)
+    call("log_metrics negative time", mlflow.log_metrics, {"a": 1.0}, step=7, timestamp=-1)
+    call("log_metrics empty", mlflow.log_metrics, {})
+    ops = mlflow.log_metrics({"async_a": 1.0, "async b!": 2.0}, step=8, synchronous=False)
+    call("log_metrics async wait error", ops.wait)
+    ops = mlflow.log_metrics({"async_a": 2.0, "async_b": 3.0}, step=9, timestamp=9000, synchronous=False)
+    call("log_metrics async wait", ops.wait)
     call("log_metric async", mlflow.log_metric, "async", 1.0, synchronous=False)
     ops = mlflow.log_metric("async bad!", 1.0, synchronous=False)
     call("async wait error", ops.wait)
@@ -193,17 +204,17 @@ def _tags_as_stored(entry):
     return [label, kind, run]
 
 
-def _step_overflow(entry):
+def _step_overflow(entry, path="step", key="m"):
     """MLflow lets a step beyond 64 bits reach SQLite and fails with its INTERNAL_ERROR;
-    asynctrack refuses it up front with MLflow's own step message."""
+    asynctrack refuses it up front with MLflow's own step message (see test_validation.py)."""
     label, kind, err = entry
     assert kind == "error" and err == {
         "error_code": "INTERNAL_ERROR", "message": "Python int too large to convert to SQLite INTEGER"
     }, entry
     return [label, "error", {
         "error_code": "INVALID_PARAMETER_VALUE",
-        "message": "Invalid value 1180591620717411303424 for parameter 'step' supplied: metric 'm' "
-        "(value=1.0). Step must be a valid long (64-bit integer).",
+        "message": f"Invalid value 1180591620717411303424 for parameter '{path}' supplied: metric "
+        f"'{key}' (value=1.0). Step must be a valid long (64-bit integer).",
     }]
 
 
@@ -213,6 +224,7 @@ DIVERGENCES = {
     "active after child ended": _tags_as_stored,
     "last_active_run after child": _tags_as_stored,
     "log_metric bad step": _step_overflow,
+    "log_metrics bad step": lambda entry: _step_overflow(entry, "metrics[0].step", "a"),
 }
 
 

@@ -250,6 +250,34 @@ def test_latest_query_reads_only_the_new_points_of_the_top_step(store):
     assert not any("SCAN" in p for p in plan), plan
 
 
+def test_one_runs_log_batch_records_are_inserted_with_few_statements(store):
+    """Consecutive BATCH records of one run (async log_metrics calls) go in together: a few
+    multi-row statements, not one per record, each of whose SQLite steps must take the GIL
+    back from a busy producer (no timing here: the statements are counted)."""
+
+    async def go():
+        return await new_run(store)
+
+    run_id = asyncio.run(go())
+    batch = [
+        rec(ev.BATCH, run_id, [[f"m{k}", step + k / 10, 1000 + step, step] for k in range(5)], [], [])
+        for step in range(2000)
+    ]
+    writer = writes.SqliteWriter(store.path, str(store.path) + "-artifacts")
+    writer._identity = writes._identity_of(store.path)
+    conn = writes.connect(store.path, pragmas=writes.WRITER_PRAGMAS)
+    inserts = []
+    conn.set_trace_callback(lambda sql: inserts.append(sql) if sql.startswith("INSERT OR IGNORE INTO metrics") else None)
+    try:
+        assert writer._transaction_on(conn, batch) == [None] * 2000
+    finally:
+        conn.close()
+    assert len(inserts) <= 30  # 10,000 rows: 19 statements of 512 rows, then the remainder's
+    assert rows(store, "SELECT count(*) FROM metrics WHERE run_uuid = ?", run_id) == [(10_000,)]
+    latest = rows(store, "SELECT key, value, step FROM latest_metrics WHERE run_uuid = ?", run_id)
+    assert sorted(latest) == [(f"m{k}", 1999 + k / 10, 1999) for k in range(5)]
+
+
 # -- metric points decoded flat (events.MetricBlock), as the writer hands them over ----------
 
 RUNS = ("0" * 32, "1" * 32, "2" * 32)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..client import _now_ms
-from ..entities import Metric, Param, RunTag
+from ..entities import Param, RunTag
 from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from ..run_operations import RunOperations
 from ..writer import flush_all
@@ -73,9 +73,7 @@ def log_metrics(
     run_id, c = _run_client(run_id)
     _no_models_or_datasets(model_id, dataset)
     timestamp = timestamp if timestamp is not None else _now_ms()
-    step = step or 0
-    batch = [Metric(key, value, timestamp, step) for key, value in metrics.items()]
-    return c.log_batch(run_id, metrics=batch, params=[], tags=[], synchronous=synchronous)
+    return c._log_metric_dict(run_id, metrics, timestamp, step or 0, synchronous)
 
 
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
