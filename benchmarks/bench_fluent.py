@@ -86,9 +86,48 @@ def spawn_sweep(ctx: Context) -> dict:
     return {"points": trials * n, "points_per_s": trials * n / elapsed, **checks.result()}
 
 
+LOG_METRICS_KEYS = ("loss", "accuracy", "lr", "grad_norm", "epoch_time")
+
+
+@workload("fluent_log_metrics", sizes={"asynctrack": 1_000_000, "mlflow": 10_000}, timeout_s=600)
+def fluent_log_metrics(ctx: Context) -> dict:
+    """A training loop as most scripts write it: ``mlflow.log_metrics({5 metrics}, step=step,
+    synchronous=False)`` each step, ``size`` points in all; points/s until all are stored."""
+    mlflow, n = ctx.lib, ctx.size
+    mlflow.set_tracking_uri(ctx.uri)
+    mlflow.set_experiment("bench-log-metrics")
+    keys = LOG_METRICS_KEYS
+    steps = n // len(keys)
+    ops = None
+    with mlflow.start_run(run_name="log_metrics") as run:
+        start = time.perf_counter()
+        for step in range(steps):
+            base = step * 0.5
+            ops = mlflow.log_metrics({key: base + k for k, key in enumerate(keys)}, step=step, synchronous=False)
+        logged = time.perf_counter()
+        ctx.wait_stored(ops)
+        stored = time.perf_counter()
+
+    checks = Checks()
+    for k, key in enumerate(keys):
+        checks.history(ctx.client, run.info.run_id, key, steps, lambda s, k=k: s * 0.5 + k)
+    got = ctx.client.get_run(run.info.run_id).data.metrics
+    checks.expect("latest metrics", got, {key: (steps - 1) * 0.5 + k for k, key in enumerate(keys)})
+    return {
+        "points": steps * len(keys),
+        "points_per_s": steps * len(keys) / (stored - start),
+        "caller_us_per_call": (logged - start) / steps * 1e6,
+        **checks.result(),
+    }
+
+
 FIGURES = [
     Figure("threads_nested", "points_per_s", "8 threads × nested async child runs, end to end",
            "points/s", True, target=100_000),
     Figure("spawn_sweep", "points_per_s", "spawn pool, 4 processes × 32 trials, wall",
            "points/s", True),
+    Figure("fluent_log_metrics", "points_per_s", "1,000,000 points as async `log_metrics` of 5 a step, end to end",
+           "points/s", True),
+    Figure("fluent_log_metrics", "caller_us_per_call", "async `log_metrics` of 5 metrics, caller time a call",
+           "us", higher_is_better=False),
 ]
