@@ -344,8 +344,8 @@ class MlflowClient:
         """Fluent log_metrics' way in: ``metrics`` (name -> value) at one step and time, as one
         log_batch. When every point is plain (float values, valid names, an int step and time
         in range, at most a request's worth, a valid run id) its BATCH record is built straight
-        from the mapping: no Metric object, no column checks (a 5-metric call: ~4 µs instead of
-        ~14). Anything else goes through Metric objects and log_batch, MLflow's way."""
+        from the mapping: no Metric object, no column checks (a 5-metric fluent call: 8.4 µs
+        instead of 17.5). Anything else goes through Metric objects and log_batch, MLflow's way."""
         if (
             0 < len(metrics) <= v.MAX_METRICS_PER_BATCH
             and type(step) is int

@@ -139,7 +139,6 @@ class MetricBlock(Sequence):
     bind the flat layout as the parameters of a multi-row INSERT as it is."""
 
     __slots__ = ("fields",)
-    WIDTH = 7
 
     def __init__(self, fields: tuple) -> None:
         self.fields = fields

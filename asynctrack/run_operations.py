@@ -1,8 +1,8 @@
 """What an asynchronous logging call returns: a handle to wait on, as in MLflow.
 
 A handle holds the writer's tickets (each record's own payload object), not futures: creating a
-future per logging call would cost more than the call itself. ``wait`` flushes the writer and collects the errors
-of its own records.
+future per logging call would cost more than the call itself. ``wait`` flushes the writer and
+collects the errors of its own records.
 """
 
 from __future__ import annotations
