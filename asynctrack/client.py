@@ -54,10 +54,14 @@ def _known_keys(metrics: Any) -> bool:
         if key not in _valid_metric_keys:
             if not v.plain_metric_key(key):
                 return False
-            if len(_valid_metric_keys) >= _MAX_CACHED_KEYS:
-                _valid_metric_keys.clear()
-            _valid_metric_keys.add(key)
+            _remember_valid_key(key)
     return True
+
+
+def _remember_valid_key(key: str) -> None:
+    if len(_valid_metric_keys) >= _MAX_CACHED_KEYS:
+        _valid_metric_keys.clear()
+    _valid_metric_keys.add(key)
 
 
 def _valid_run_id(run_id: Any) -> bool:
@@ -289,9 +293,7 @@ class MlflowClient:
                 if synchronous:
                     raise
                 return RunOperations._failed(error)
-            if len(_valid_metric_keys) >= _MAX_CACHED_KEYS:
-                _valid_metric_keys.clear()
-            _valid_metric_keys.add(key)
+            _remember_valid_key(key)
         # events.encode_metric's record, packed here: one Python call fewer per point.
         payload = _pack((_VERSION, _METRIC, run_id, key, value, timestamp, step))
         writer = self._writer

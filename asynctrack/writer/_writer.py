@@ -499,10 +499,9 @@ class Writer:
     def _spool_from_outside(self) -> None:
         """The writer thread is stuck in the store: spool a copy of everything asynchronous it
         has not stored (the batch in flight included; a replay skips what did get stored)."""
-        queued = [(item, item) if type(item) is bytes else item for item in list(self._queue)]
-        pending = [*zip(*self._inflight), *self._outage.held, *queued]
-        spool_now(self.store, [p for p, t in pending if p is not None and type(t) is bytes],
-                  "the store did not answer at exit")
+        taken = [p for p, t in (*zip(*self._inflight), *self._outage.held) if type(t) is bytes]
+        queued = [item for item in list(self._queue) if type(item) is bytes]  # its own ticket
+        spool_now(self.store, taken + queued, "the store did not answer at exit")
 
     def _after_fork_in_child(self) -> None:
         self._reset()

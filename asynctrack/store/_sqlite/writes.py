@@ -411,16 +411,10 @@ class SqliteWriter:
         run_ids = set(map(_RUN_ID, seg))
         stages = self._run_stages(conn, run_ids)
         if len(seg) > _FEW and _plain_metrics(seg, run_ids, stages):
-            # The common case (asynchronous log_metric): finite metric points of active runs,
-            # written with no Python work per point; latest_metrics from SQL per (run, key).
-            if len(run_ids) == 1:  # no (run, key) tuple per point
-                (run_id,) = run_ids
-                pairs = set(zip(itertools.repeat(run_id), set(map(_KEY, seg))))
-            else:
-                pairs = set(map(_RUN_KEY, seg))
-            rows = sorted(seg, key=_PK_ORDER) if len(pairs) > _WIDE_BATCH_KEYS else seg
-            inserts = [(_INSERT_METRICS, list(itertools.chain.from_iterable(rows)), 7, ())]
-            self._write_bulk(conn, records, range(start, stop), outcomes, inserts, (), pairs)
+            # Finite metric points of active runs as records (a retry, a replay, a batch with a
+            # synchronous record in it): laid flat, and written as the writer's blocks are.
+            block = ev.MetricBlock(tuple(itertools.chain.from_iterable(seg)))
+            self._write_plain_metrics(conn, block, run_ids, records, range(start, stop), outcomes)
             return
         wanted: dict[str, set[str]] = {}  # run id -> param keys this batch logs
         for k in range(start, stop):
@@ -543,22 +537,29 @@ class SqliteWriter:
         self._write_bulk(conn, records, accepted, outcomes, inserts, (param_rows, tag_rows, name_rows), latest)
 
     def _apply_metric_block(self, conn, block: ev.MetricBlock, outcomes: list) -> None:
-        """A batch of metric points only, decoded flat (see events.MetricBlock). Finite points
-        of active runs (the common case) are bound straight from the flat fields: one run's as
-        (key, value, timestamp, step) behind its id, laid out by four C-level slice copies,
-        several runs' as they are. Anything else goes the general way, record by record."""
+        """A batch of metric points only, decoded flat (see events.MetricBlock): finite points
+        of active runs (the common case) are written from the flat fields, anything else goes
+        the general way, record by record."""
         fields = block.fields
-        n = len(block)
         run_ids = set(fields[2::7])
         stages = self._run_stages(conn, run_ids)
         try:
             plain = all(stages.get(r) == ACTIVE for r in run_ids) and math.isfinite(sum(fields[4::7]))
         except (TypeError, OverflowError, ValueError):
             plain = False
-        if not plain:
-            self._apply_logging(conn, list(block), 0, n, outcomes)
-            return
-        if len(run_ids) == 1:
+        if plain:
+            self._write_plain_metrics(conn, block, run_ids, block, range(len(block)), outcomes)
+        else:
+            self._apply_logging(conn, list(block), 0, len(block), outcomes)
+
+    def _write_plain_metrics(self, conn, block: ev.MetricBlock, run_ids: set, records, accepted, outcomes) -> None:
+        """Finite metric points of active runs (``records[k]`` for k in ``accepted``, laid flat
+        in ``block``), with no Python work per point: one run's bound as (key, value,
+        timestamp, step) behind its id, laid out by four C-level slice copies, several runs' as
+        they are; latest_metrics from SQL per (run, key)."""
+        fields = block.fields
+        n = len(block)
+        if len(run_ids) == 1:  # no (run, key) tuple per point
             (run_id,) = run_ids
             pairs = set(zip(itertools.repeat(run_id), set(fields[3::7])))
         else:
@@ -572,7 +573,7 @@ class SqliteWriter:
             inserts = [(_INSERT_BATCH_METRICS, flat, 4, (run_id,))]
         else:
             inserts = [(_INSERT_METRICS, fields, 7, ())]
-        self._write_bulk(conn, block, range(n), outcomes, inserts, (), pairs)
+        self._write_bulk(conn, records, accepted, outcomes, inserts, (), pairs)
 
     def _write_bulk(self, conn, records, accepted, outcomes, inserts, others, latest) -> None:
         """Write what _apply_logging accepted, in one savepoint; should SQLite refuse any of it,
@@ -973,8 +974,6 @@ _ENTRY_LEN = {4}  # a BATCH record's metric: (key, value, timestamp, step)
 _OP = operator.itemgetter(1)
 _RUN_ID = operator.itemgetter(2)
 _VALUE = operator.itemgetter(4)
-_RUN_KEY = operator.itemgetter(2, 3)
-_KEY = operator.itemgetter(3)
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
 _STEP_TS_VALUE = operator.itemgetter(3, 2, 1)  # of a BATCH entry (key, value, timestamp, step)
