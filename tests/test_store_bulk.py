@@ -10,6 +10,7 @@ import math
 import random
 import sqlite3
 import struct
+import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -130,12 +131,39 @@ async def test_malformed_metric_record_fails_alone(store):
     assert rows(store, "SELECT value, step FROM latest_metrics") == [(39.0, 39)]
 
 
+@pytest.mark.skipif(not hasattr(sqlite3.Connection, "setlimit"), reason="sqlite3 has no setlimit before Python 3.11")
 def test_row_sizes_respect_the_parameter_limit():
     con = sqlite3.connect(":memory:")
     assert writes._row_sizes(con, 7)[-1] == 1
     con.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
     assert max(writes._row_sizes(con, 7)) * 7 < 999
     assert max(writes._row_sizes(con, 4)) * 4 + 1 <= 999
+
+
+class _NoGetlimit:
+    """A connection as Python 3.10's or pysqlite3's sqlite3 gives it: no getlimit()."""
+
+    def __init__(self, con):
+        self.execute = con.execute
+
+
+@pytest.mark.parametrize("limit", [None, 999])
+def test_row_sizes_are_probed_where_sqlite3_has_no_getlimit(monkeypatch, limit):
+    """Without getlimit the limit is found by preparing the largest statement once: the large
+    statements where SQLite allows them, old SQLite's 999 where it does not."""
+    con = sqlite3.connect(":memory:")
+    if limit is not None:
+        if not hasattr(con, "setlimit"):
+            pytest.skip("sqlite3 has no setlimit before Python 3.11")
+        con.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    monkeypatch.setattr(writes, "_PROBED_LIMIT", [])
+    sizes = writes._row_sizes(_NoGetlimit(con), 7)
+    if limit is None and sqlite3.sqlite_version_info >= (3, 32):
+        assert max(sizes) == max(writes._ROW_SIZES)
+    else:
+        assert max(sizes) * 7 < 999
+    assert sizes[-1] == 1
+    assert writes._PROBED_LIMIT  # found once, then kept
 
 
 # -- against a model of MLflow's rules -------------------------------------------------------
@@ -243,7 +271,7 @@ def test_latest_query_reads_only_the_new_points_of_the_top_step(store):
     plan is the point): a seek on (run_uuid, key, step, rowid) and a max() on the index."""
     con = sqlite3.connect(store.path)
     try:
-        plan = [r[3] for r in con.execute("EXPLAIN QUERY PLAN " + writes._UPSERT_LATEST_FROM_METRICS, (0, "r", "k"))]
+        plan = [r[3] for r in con.execute("EXPLAIN QUERY PLAN " + writes._UPSERT_LATEST_FROM_METRICS, ("r", "k", "r", "k", 0))]
     finally:
         con.close()
     assert any("index_metrics_run_uuid_key_step (run_uuid=? AND key=? AND step=? AND rowid>?)" in p for p in plan), plan
@@ -267,7 +295,7 @@ def test_one_runs_log_batch_records_are_inserted_with_few_statements(store):
     writer._identity = writes._identity_of(store.path)
     conn = writes.connect(store.path, pragmas=writes.WRITER_PRAGMAS)
     inserts = []
-    conn.set_trace_callback(lambda sql: inserts.append(sql) if sql.startswith("INSERT OR IGNORE INTO metrics") else None)
+    conn.set_trace_callback(lambda sql: inserts.append(sql) if "INSERT OR IGNORE INTO metrics " in sql else None)
     try:
         assert writer._transaction_on(conn, batch) == [None] * 2000
     finally:
@@ -346,3 +374,34 @@ def test_a_wide_metric_block_is_stored_as_its_records_are(tmp_path_factory, runs
     block_way, record_way = _apply_both_ways(tmp_path_factory, [batch], deleted=False)
     assert block_way == record_way
     assert len(block_way[1]) == 900 and len(block_way[2]) == len({(p[0], p[1]) for p in batch})
+
+
+# -- no thread for aiosqlite -----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_writer_runs_its_connection_inline_where_no_thread_can_start(store, monkeypatch):
+    """Python 3.12+ starts no thread at interpreter shutdown, which is when the writer reopens
+    a store that was down to drain its queue: its connection then runs on the loop's thread
+    and the batch is stored (on 3.12 the exit-spool tests in test_store_failure.py fail
+    without this)."""
+    import aiosqlite.core
+
+    run_id = await new_run(store)
+    await store.close_writer()
+
+    class NoThread(threading.Thread):
+        def start(self):
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(aiosqlite.core, "Thread", NoThread)
+    writer = writes.SqliteWriter(str(store.path), str(store.path) + "-artifacts")
+    try:
+        await writer.open()
+        assert isinstance(writer._conn, writes._InlineConnection)
+        out = await writer.apply([rec(ev.METRIC, run_id, "m", float(i), 10, i) for i in range(100)])
+        assert out == [None] * 100
+    finally:
+        await writer.close()
+    assert rows(store, "SELECT count(*), max(value) FROM metrics WHERE run_uuid = ?", run_id) == [(100, 99.0)]
+    assert rows(store, "SELECT value, step FROM latest_metrics") == [(99.0, 99)]

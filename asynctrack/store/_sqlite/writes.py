@@ -69,24 +69,33 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 
+_INSERT_METRIC_COLUMNS = "INSERT OR IGNORE INTO metrics (key, value, timestamp, step, is_nan, run_uuid) "
+
+
 def _metric_insert(rows: int) -> str:
     """An INSERT bound to ``rows`` metric records laid end to end, each as it is:
     (VERSION, METRIC, run_id, key, value, timestamp, step), or as _sanitized made it (a NaN's
-    VERSION replaced by _NAN_MARK, which sets is_nan)."""
-    values = ", ".join(
-        f"(?{7 * j + 4}, ?{7 * j + 5}, ?{7 * j + 6}, ?{7 * j + 7}, ?{7 * j + 1} = {_NAN_MARK}, ?{7 * j + 3})"
-        for j in range(rows)
+    VERSION replaced by _NAN_MARK, which sets is_nan).
+
+    The records are bound in their own order to plain ``?`` placeholders of a VALUES table and
+    picked apart by its columns: numbered ``?NNN`` placeholders bound from a sequence would do
+    the same, but Python 3.12 runs its deprecation machinery for each of them (a 500-row
+    statement ran 10-20x slower) and 3.14 refuses them."""
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        f"{_INSERT_METRIC_COLUMNS}SELECT column4, column5, column6, column7, column1 = {_NAN_MARK}, "
+        f"column3 FROM (VALUES {values})"
     )
-    return f"INSERT OR IGNORE INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES {values}"
 
 
 def _batch_metric_insert(rows: int) -> str:
     """An INSERT bound to one run id then ``rows`` finite (key, value, timestamp, step) entries
-    of a BATCH record laid end to end."""
-    values = ", ".join(
-        f"(?{4 * j + 2}, ?{4 * j + 3}, ?{4 * j + 4}, ?{4 * j + 5}, 0, ?1)" for j in range(rows)
+    of a BATCH record laid end to end (plain ``?`` placeholders, see _metric_insert)."""
+    values = ", ".join(["(?, ?, ?, ?)"] * rows)
+    return (
+        f"WITH run(id) AS (SELECT ?) {_INSERT_METRIC_COLUMNS}"
+        f"SELECT column1, column2, column3, column4, 0, (SELECT id FROM run) FROM (VALUES {values})"
     )
-    return f"INSERT OR IGNORE INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES {values}"
 
 
 # Rows per multi-row INSERT, largest first: a batch is bound in as few statements (so as few
@@ -103,20 +112,21 @@ _UPSERT_LATEST = (
     "is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) > "
     "(latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
 )
-# latest_metrics of one (run, key) from the points a batch has just stored (rowid > ?1, the
-# highest rowid before it): among those at the highest step stored for the key, the one with
-# the highest (timestamp, value), the first stored among equals (lowest rowid: MLflow keeps
-# the first of equal points); the upsert replaces the current row only if that is higher. A
-# batch whose points all lie below the key's highest step finds nothing: the current row,
-# the best of the points stored before, stays. Only the index on (run_uuid, key, step) (its
-# entries end with the rowid) serves this: it is named, as without statistics the planner
-# would take the primary key's index (key first) and read every point of the key.
+# latest_metrics of one (run, key) from the points a batch has just stored (bound as run, key,
+# run, key, then the highest rowid before the batch): among those at the highest step stored
+# for the key, the one with the highest (timestamp, value), the first stored among equals
+# (lowest rowid: MLflow keeps the first of equal points); the upsert replaces the current row
+# only if that is higher. A batch whose points all lie below the key's highest step finds
+# nothing: the current row, the best of the points stored before, stays. Only the index on
+# (run_uuid, key, step) (its entries end with the rowid) serves this: it is named, as without
+# statistics the planner would take the primary key's index (key first) and read every point
+# of the key.
 _UPSERT_LATEST_FROM_METRICS = (
     "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
     "SELECT key, value, timestamp, step, is_nan, run_uuid "
     "FROM metrics INDEXED BY index_metrics_run_uuid_key_step "
-    "WHERE run_uuid = ?2 AND key = ?3 AND step = (SELECT max(step) FROM metrics INDEXED BY "
-    "index_metrics_run_uuid_key_step WHERE run_uuid = ?2 AND key = ?3) AND rowid > ?1 "
+    "WHERE run_uuid = ? AND key = ? AND step = (SELECT max(step) FROM metrics INDEXED BY "
+    "index_metrics_run_uuid_key_step WHERE run_uuid = ? AND key = ?) AND rowid > ? "
     "ORDER BY timestamp DESC, value DESC, rowid LIMIT 1 "
     "ON CONFLICT (key, run_uuid) DO UPDATE SET "
     "value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, "
@@ -149,6 +159,21 @@ def experiment_not_active(experiment_id: Any, stage: str) -> MlflowException:
         f"The experiment {experiment_id} must be in the 'active' state. Current state is {stage}.",
         INVALID_PARAMETER_VALUE,
     )
+
+
+class _InlineConnection:
+    """What SqliteWriter uses of an aiosqlite connection, run on the caller's (the event
+    loop's) thread: where no thread can be started for aiosqlite (see SqliteWriter.open),
+    blocking the loop is the only way left to write, and at exit it has nothing else to do."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+    async def close(self) -> None:
+        self._conn.close()
 
 
 class SqliteWriter:
@@ -190,6 +215,17 @@ class SqliteWriter:
             conn = await pending
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {self._path}: {exc}") from exc
+        except RuntimeError:
+            # No thread for aiosqlite: Python 3.12+ starts none once the interpreter is
+            # shutting down, which is when the writer reopens a store that was down, to drain
+            # its queue before spooling. The connection then runs on this loop's own thread.
+            try:
+                conn = _InlineConnection(
+                    sqlite3.connect(uri, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=True,
+                                    check_same_thread=False)
+                )
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open {self._path}: {exc}") from exc
         if not hasattr(conn, "_execute"):
             await conn.close()
             raise MlflowException(
@@ -597,7 +633,7 @@ class SqliteWriter:
                 )
             elif latest:
                 conn.executemany(
-                    _UPSERT_LATEST_FROM_METRICS, [(last, run_id, key) for run_id, key in latest]
+                    _UPSERT_LATEST_FROM_METRICS, [(run_id, key, run_id, key, last) for run_id, key in latest]
                 )
             if others:
                 param_rows, tag_rows, name_rows = others
@@ -867,10 +903,7 @@ def _sqlalchemy_error_text(exc: sqlite3.Error, statement: str, params: tuple) ->
 
 def _row_sizes(conn: sqlite3.Connection, width: int) -> tuple[int, ...]:
     """The statement sizes (rows) usable under this SQLite's limit on bound parameters."""
-    try:
-        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    except (AttributeError, sqlite3.Error):
-        limit = 999
+    limit = _variable_limit(conn)
     sizes = _SIZES.get((limit, width))
     if sizes is None:
         sizes = _SIZES[(limit, width)] = tuple(r for r in _ROW_SIZES if r * width + 1 <= limit)
@@ -878,6 +911,26 @@ def _row_sizes(conn: sqlite3.Connection, width: int) -> tuple[int, ...]:
 
 
 _SIZES: dict[tuple[int, int], tuple[int, ...]] = {}
+_PROBED_LIMIT: list[int] = []  # the limit found by _variable_limit's probe (one SQLite a process)
+
+
+def _variable_limit(conn: sqlite3.Connection) -> int:
+    """How many parameters one statement may bind here: ``getlimit`` where the sqlite3 module
+    has it (Python 3.11+), else found once by preparing the largest statement a batch would use
+    (Python 3.10, pysqlite3), so that those too get the large statements when their SQLite
+    allows them (32,766 since SQLite 3.32) instead of old SQLite's 999."""
+    try:
+        return conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except (AttributeError, sqlite3.Error):
+        pass
+    if not _PROBED_LIMIT:
+        need = max(_ROW_SIZES) * 7 + 1
+        try:
+            conn.execute(f"SELECT 1 WHERE NULL IN ({', '.join(['?'] * need)})", (None,) * need)
+            _PROBED_LIMIT.append(need)
+        except sqlite3.OperationalError:  # "too many SQL variables"
+            _PROBED_LIMIT.append(999)
+    return _PROBED_LIMIT[0]
 
 
 def _insert_rows(conn: sqlite3.Connection, statements: dict, flat: list, width: int, *head) -> None:
