@@ -3,11 +3,13 @@
     python benchmarks/run_all.py [--only asynctrack|mlflow] [--out results.jsonl]
                                  [--bench engine] [--workload async_1m ...]
                                  [--no-scaling] [--scaling-max N] [--mlflow-scaling-max N]
+                                 [--python PATH] [--sqlite stdlib|pysqlite3]
 
 Each workload runs in a fresh child interpreter (the system one for asynctrack, the oracle's for
 MLflow) in a fresh temporary directory with a fresh store ``sqlite:///<tmpdir>/mlflow.db``; the
 child prints one JSON line, which goes to ``--out`` as it is. Then a Markdown table:
-figure | asynctrack | MLflow 3.18 | ratio | target, then the scaling table (``scaling.py``) and
+figure | asynctrack | MLflow 3.18 | ratio | of floor | target (every target a ratio measured in
+the same run: to the raw-SQLite floor or to MLflow), then the scaling table (``scaling.py``) and
 the machine it ran on; the same report goes to ``results.md`` and the scaling plot to
 ``scaling.png``, next to ``--out``. A figure from a run whose stored data did not
 check out is shown as FAILED, never as a number. Benchmarks print figures; they are not tests:
@@ -33,6 +35,7 @@ from _common import (  # noqa: E402
     IMPL_LABELS,
     IMPLS,
     RESULT_PREFIX,
+    SQLITE_BUILDS,
     Figure,
     Workload,
     asynctrack_python,
@@ -44,13 +47,16 @@ from _common import (  # noqa: E402
 )
 
 
-def run_one(wl: Workload, impl: str, python: str, size: int | None = None) -> dict:
+def run_one(wl: Workload, impl: str, python: str, size: int | None = None,
+            sqlite: str = "stdlib") -> dict:
     """One workload in a fresh interpreter on a fresh store; its JSON result."""
     with tempfile.TemporaryDirectory(prefix=f"asynctrack-bench-{wl.name}-{impl}-") as tmp:
         cmd = [python, _common.__file__, "--module", wl.module, "--workload", wl.name,
                "--impl", impl]
         if size is not None:
             cmd += ["--size", str(size)]
+        if impl == "asynctrack":  # the floor workloads run on asynctrack's side, its SQLite
+            cmd += ["--sqlite", sqlite]
         started = time.perf_counter()
         try:
             proc = subprocess.run(cmd, cwd=tmp, env=child_env(), capture_output=True, text=True,
@@ -103,7 +109,25 @@ def _ratio(fig: Figure, at: dict | None, ml: dict | None) -> str:
     return f"{r:,.1f}×" if r >= 10 else f"{r:,.2f}×"
 
 
-def _target(fig: Figure, at: dict | None) -> str:
+def _value(result: dict | None, field: str) -> float | None:
+    if not (result and result.get("ok")):
+        return None
+    value = result.get(field)
+    return value if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _floor_share(fig: Figure, at: dict | None, results: dict[tuple[str, str], dict]) -> float | None:
+    """asynctrack's figure as a share of its floor, measured in the same run (above 1: faster
+    than the cheapest raw way found, which does less)."""
+    if not fig.floor:
+        return None
+    workload, field = fig.floor.split(".")
+    value, floor = _value(at, fig.field), _value(results.get((workload, "asynctrack")), field)
+    return None if value is None or floor is None else fig.share(value, floor)
+
+
+def _target(fig: Figure, at: dict | None, ml: dict | None,
+            results: dict[tuple[str, str], dict]) -> str:
     if fig.target is None:
         return "—"
     text = fig.target_text()
@@ -111,17 +135,26 @@ def _target(fig: Figure, at: dict | None) -> str:
         return f"{text}: not run"
     if not at.get("ok"):
         return f"{text}: **MISSED** (failed)"
-    value = at.get(fig.field)
-    if not isinstance(value, (int, float)):
-        return f"{text}: n/a"
-    return f"{text}: met" if fig.meets(value) else f"{text}: **MISSED**"
+    value = _value(at, fig.field)
+    if fig.target_of == "floor":
+        ratio = _floor_share(fig, at, results)
+        missing = f"{fig.floor.split('.')[0]} not run"
+    elif fig.target_of == "mlflow":
+        other = _value(ml, fig.field)
+        ratio = None if value is None or other is None else fig.share(value, other)
+        missing = "MLflow not run"
+    else:
+        ratio, missing = value, "n/a"
+    if ratio is None:
+        return f"{text}: {missing}"
+    return f"{text}: met" if fig.meets(ratio) else f"{text}: **MISSED**"
 
 
 def table(figures: list[Figure], workloads: dict[str, Workload],
           results: dict[tuple[str, str], dict], impls: list[str]) -> str:
     lines = [
-        "| figure | asynctrack | MLflow 3.18 | ratio | target |",
-        "| --- | --- | --- | --- | --- |",
+        "| figure | asynctrack | MLflow 3.18 | ratio | of floor | target |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for fig in figures:
         at = results.get((fig.workload, "asynctrack"))
@@ -130,8 +163,10 @@ def table(figures: list[Figure], workloads: dict[str, Workload],
         differ = bool(wl and wl.sizes.get("asynctrack") != wl.sizes.get("mlflow"))
         at_cell = _cell(fig, at, differ) if "asynctrack" in impls else "skipped"
         ml_cell = _cell(fig, ml, differ) if "mlflow" in impls else "skipped"
+        share = _floor_share(fig, at, results)
+        floor_cell = "—" if share is None else f"{share:.2f}"
         lines.append(f"| {fig.label} | {at_cell} | {ml_cell} | {_ratio(fig, at, ml)} "
-                     f"| {_target(fig, at)} |")
+                     f"| {floor_cell} | {_target(fig, at, ml, results)} |")
     return "\n".join(lines)
 
 
@@ -147,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the scaling table (async_10m at 10^4..10^7 points)")
     parser.add_argument("--scaling-max", type=int, default=10_000_000,
                         help="asynctrack's largest scaling size (default 10,000,000)")
+    parser.add_argument("--python", default=None,
+                        help="the interpreter for asynctrack's side and the floor (default: this "
+                             "one); it needs asynctrack's dependencies (pip install -e .)")
+    parser.add_argument("--sqlite", choices=SQLITE_BUILDS, default="stdlib",
+                        help="the SQLite build of asynctrack's side and the floor: the standard "
+                             "library's, or pysqlite3-binary's (pip install \".[bench]\")")
     parser.add_argument("--mlflow-scaling-max", type=int, default=10_000,
                         help="MLflow's largest scaling size (default 10,000: ~1 min at its "
                              "~170 points/s; 100,000 takes ~10 min more)")
@@ -175,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     pythons: dict[str, str] = {}
     notes: list[str] = []
     if "asynctrack" in impls:
-        pythons["asynctrack"] = asynctrack_python()
+        pythons["asynctrack"] = args.python or asynctrack_python()
     if "mlflow" in impls:
         oracle = oracle_python()
         if oracle is None:
@@ -195,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             for impl in impls:
                 print(f"[{time.perf_counter() - total:6.1f} s] {wl.name} / {IMPL_LABELS[impl]} "
                       f"(size {wl.sizes[impl]:,}) ...", file=sys.stderr, flush=True)
-                result = run_one(wl, impl, pythons[impl])
+                result = run_one(wl, impl, pythons[impl], sqlite=args.sqlite)
                 results[(wl.name, impl)] = result
                 sink.write(json.dumps(result) + "\n")
                 sink.flush()
@@ -212,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         if "asynctrack" in impls:
             report += [scaling.verdict(scale)]
         report += [scaling.plot(scale, impls, out.with_name("scaling.png"))]
-    report += ["", machine(pythons, load_before)]
+    report += ["", machine(pythons, load_before, results)]
     print("\n".join(report))
     md = out.with_name("results.md")
     md.write_text("\n".join(report) + "\n")
@@ -232,7 +273,7 @@ def _run_scaling(wl: Workload, impls: list[str], pythons: dict[str, str],
     limits = {"asynctrack": args.scaling_max, "mlflow": args.mlflow_scaling_max}
 
     def run(impl: str, size: int) -> dict:
-        result = run_one(wl, impl, pythons[impl], size)
+        result = run_one(wl, impl, pythons[impl], size, sqlite=args.sqlite)
         _report_status(result)
         return result
 
@@ -263,6 +304,16 @@ def _probe(python: str) -> str:
         return "versions unknown"
 
 
+def versions(impl: str, python: str, results: dict[tuple[str, str], dict]) -> str:
+    """The Python and SQLite a side's children ran on, as they reported them (a swapped SQLite
+    build included), else as its interpreter says."""
+    seen = sorted({(r["python"], r["sqlite"]) for (_, i), r in results.items()
+                   if i == impl and "python" in r and "sqlite" in r})
+    if not seen:
+        return _probe(python)
+    return " / ".join(f"Python {py}, SQLite {sq}" for py, sq in seen)
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -274,9 +325,10 @@ def _cpu_model() -> str:
     return "unknown CPU"
 
 
-def machine(pythons: dict[str, str], load_before: tuple[float, float, float]) -> str:
+def machine(pythons: dict[str, str], load_before: tuple[float, float, float],
+            results: dict[tuple[str, str], dict]) -> str:
     """Where the figures were taken: CPUs, CPU model, Python/SQLite of each side, date, load."""
-    sides = "; ".join(f"{IMPL_LABELS[i]}: {_probe(p)}" for i, p in pythons.items())
+    sides = "; ".join(f"{IMPL_LABELS[i]}: {versions(i, p, results)}" for i, p in pythons.items())
     load_after = os.getloadavg()
     return (f"Machine: {os.cpu_count()} CPUs (nproc), {_cpu_model()}; {sides}; "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "

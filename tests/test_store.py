@@ -415,7 +415,13 @@ def test_read_connections_hold_a_search_s_pages_and_writers_keep_theirs_small(tm
 
     client = MlflowClient(f"sqlite:///{tmp_path}/c.db")
     run = client.create_run("0").info.run_id
-    client.log_metric(run, "m", 1.0)
     store = client._store
+    # A synchronous call takes the caller's own connection when the writer is idle (it may
+    # still be busy with create_run's upkeep for the first few).
+    for step in range(100):
+        client.log_metric(run, "m", 1.0, step=step)
+        if getattr(store._writer._inline, "conn", None) is not None:
+            break
+        time.sleep(0.01)
     assert store._conn().execute("PRAGMA cache_size").fetchone() == (-32768,)
     assert store._writer._inline.conn.execute("PRAGMA cache_size").fetchone() == (-8192,)
