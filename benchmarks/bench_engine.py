@@ -179,6 +179,9 @@ def import_time(ctx: Context) -> dict:
     """`python -c "import <lib>"` minus `python -c "pass"`, best of `size`, fresh interpreters."""
     name = ctx.lib.__name__
     env = dict(os.environ)
+    if ctx.impl == "asynctrack":  # this checkout's asynctrack, as every other workload imports
+        root = os.path.dirname(os.path.dirname(os.path.abspath(ctx.lib.__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
 
     def best(code: str) -> tuple[float, subprocess.CompletedProcess]:
         times, proc = [], None
