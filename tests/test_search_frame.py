@@ -174,3 +174,28 @@ def test_frame_is_not_vacuous(store):
         assert_same_frame(broken, ours)
     assert ours["metrics.m1"].isna().sum() == 3 and ours["end_time"].isna().sum() == 2
     assert ours["params.p1"].isna().sum() == 2 and str(ours["start_time"].dtype).endswith("UTC]")
+
+
+def test_frame_same_as_mlflow_pairs_fallback(tmp_path):
+    """A BLOB param (SQLite's JSON functions refuse it) makes the store read params and tags as
+    key/value rows instead of JSON texts, and a run with none has no pairs at all."""
+    import sqlite3
+
+    from asynctrack import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("blob")
+    ids = []
+    for i in range(3):
+        run_id = client.create_run(exp, start_time=1 + i).info.run_id
+        if i:
+            client.log_param(run_id, "p", "v")
+            client.set_tag(run_id, "t", "w")
+        ids.append(run_id)
+    client.flush()
+    with sqlite3.connect(tmp_path / "mlflow.db") as con:
+        con.execute("UPDATE params SET value = x'00ff' WHERE run_uuid = ?", (ids[1],))
+    runs = client.search_runs([exp])
+    assert not any(type(run.data.__dict__["_raw_params"]) is str for run in runs)
+    _same_as_mlflow(runs)
+    assert runs_to_pandas(client.search_runs([exp]))["params.p"].tolist()[1] == b"\x00\xff"

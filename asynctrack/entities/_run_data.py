@@ -142,6 +142,12 @@ _BUILT = object()  # no raw part (any more): it is built
 def _text_parts(states: list[dict[str, Any]], name: str, raw_key: str) -> list[Any]:
     """Each run's params (tags) as key -> value pairs: the JSON texts decoded at once."""
     parts = [state.get(raw_key, _BUILT) for state in states]
+    try:  # the usual page: every part a JSON object's text (json_group_object's '{}' if none)
+        decoded = json.loads("[" + ",".join(parts) + "]")
+    except (TypeError, ValueError):  # a part built, None, '' or pairs (not str, or not JSON)
+        decoded = None
+    if decoded is not None and len(decoded) == len(parts):
+        return [d.items() for d in decoded]
     texts = [i for i, raw in enumerate(parts) if type(raw) is str and raw]
     if texts:
         for i, value in zip(texts, json.loads("[" + ",".join([parts[i] for i in texts]) + "]")):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._extras import require
+from .._gc import paused_gc
 from .._search import NUM_RUNS_PER_PAGE_PANDAS, SEARCH_MAX_RESULTS_DEFAULT, SEARCH_MAX_RESULTS_PANDAS
 from ..entities import Experiment, Run, ViewType
 from ..entities._run_data import _columns_of_many
@@ -130,6 +131,12 @@ def runs_to_pandas(runs: list[Run]) -> pandas.DataFrame:
     first appearance (MLflow's order comes from iterating sets, which differs from process to
     process)."""
     np, pd = _import_pandas()
+    with paused_gc():  # the GC's passes over the page's runs cost ~1 ms of ~3 (1,000 runs)
+        return pd.DataFrame(_columns(np, pd, runs))
+
+
+def _columns(np: Any, pd: Any, runs: list[Run]) -> dict[str, Any]:
+    """The DataFrame's columns, in MLflow's order: run info, then metrics, params, tags."""
     infos = [run.info for run in runs]
     data: dict[str, Any] = {
         "run_id": [i.run_id for i in infos],
@@ -145,7 +152,7 @@ def runs_to_pandas(runs: list[Run]) -> pandas.DataFrame:
     for prefix, columns in (("metrics.", metrics), ("params.", params), ("tags.", tags)):
         for key, column in columns.items():
             data[prefix + key] = column
-    return pd.DataFrame(data)
+    return data
 
 
 def _times(np: Any, pd: Any, millis: list[int | None]) -> Any:
