@@ -193,8 +193,10 @@ def test_frame_same_as_mlflow_pairs_fallback(tmp_path):
             client.set_tag(run_id, "t", "w")
         ids.append(run_id)
     client.flush()
-    with sqlite3.connect(tmp_path / "mlflow.db") as con:
+    con = sqlite3.connect(tmp_path / "mlflow.db")
+    with con:
         con.execute("UPDATE params SET value = x'00ff' WHERE run_uuid = ?", (ids[1],))
+    con.close()
     runs = client.search_runs([exp])
     assert not any(type(run.data.__dict__["_raw_params"]) is str for run in runs)
     _same_as_mlflow(runs)
