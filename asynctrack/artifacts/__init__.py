@@ -15,6 +15,8 @@ from .._extras import require
 from ..exceptions import BAD_REQUEST, INVALID_PARAMETER_VALUE, MlflowException
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from ..entities import FileInfo
 
 # The repositories and the client load on first use: ``import asynctrack`` stays fast.
@@ -120,7 +122,7 @@ def list_artifacts(
     return _client(tracking_uri).list_artifacts(run_id, artifact_path)
 
 
-def _readable(artifact_uri: str):
+def _readable(artifact_uri: str) -> AbstractContextManager[str]:
     """A context giving a local path to read the artifact from: its own file where it is local
     (no copy), else a temporary download (``_client_artifacts.readable``)."""
     from .._client_artifacts import readable

@@ -131,7 +131,7 @@ def runs_to_pandas(runs: list[Run]) -> pandas.DataFrame:
     first appearance (MLflow's order comes from iterating sets, which differs from process to
     process)."""
     np, pd = _import_pandas()
-    with paused_gc():  # the GC's passes over the page's runs cost ~1 ms of ~3 (1,000 runs)
+    with paused_gc():  # its passes over the page's runs: ~0.5 of ~3.5 ms (1,000 runs)
         return pd.DataFrame(_columns(np, pd, runs))
 
 
