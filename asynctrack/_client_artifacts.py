@@ -7,11 +7,13 @@ touched; writes go through the run's artifact repository, which stages and renam
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _artifact_copies
@@ -27,7 +29,7 @@ from .store.artifact._errors import (
     local_file_not_found,
     require_local_dir,
 )
-from .store.artifact._paths import validate_path_is_safe, verify_artifact_path
+from .store.artifact._paths import is_local_uri, validate_path_is_safe, verify_artifact_path
 
 if TYPE_CHECKING:
     from .client import MlflowClient
@@ -238,9 +240,7 @@ def load_table(client, experiment_id, artifact_file, run_ids, extra_columns) -> 
             raise MlflowException(
                 f"Artifact {artifact_file} not found for run {run_id}.", RESOURCE_DOES_NOT_EXIST
             )
-        import tempfile  # lazily: import asynctrack stays fast
-        with tempfile.TemporaryDirectory() as tmp:
-            frame = tables.read(repository.download_artifacts(artifact_file, tmp))
+        frame = read_from(repository, artifact_file, tables.read)
         if extra_columns is not None:
             columns = tables.run_columns(run)
             for column in extra_columns:
@@ -305,6 +305,32 @@ def download_from_root(root_uri: str, path: str | None, dst_path: str | None, co
         if e.error_code == "INVALID_PARAMETER_VALUE":
             raise
         raise download_failed(name) from e
+
+
+@contextlib.contextmanager
+def readable(root_uri: str, path: str) -> Iterator[str]:
+    """A local path to read the artifact ``path`` under ``root_uri`` from (the load_* calls):
+    the artifact's own file where its repository is local, else a download into a temporary
+    directory removed afterwards. MLflow copies in both cases; the copy cost ~3 ms a file here
+    (most of it removing the directory), more than reading a small JSON file. Paths are checked
+    and errors raised as for the download (download_from_root's)."""
+    if is_local_uri(root_uri):
+        yield download_from_root(root_uri, path, None, copy=False)
+        return
+    import tempfile  # lazily: import asynctrack stays fast
+    with tempfile.TemporaryDirectory() as tmp:
+        yield download_from_root(root_uri, path, tmp, copy=True)
+
+
+def read_from(repository: ArtifactRepository, path: str, read: Callable[[str], Any]) -> Any:
+    """``read`` applied to a local path holding the repository's file ``path``: the file itself
+    where the repository has one (``get_local_path``), else a temporary download of it."""
+    local = repository.get_local_path(path)
+    if local is not None:
+        return read(local)
+    import tempfile  # lazily: import asynctrack stays fast
+    with tempfile.TemporaryDirectory() as tmp:
+        return read(repository.download_artifacts(path, tmp))
 
 
 def download_artifacts(client, run_id: str, path: str, dst_path: str | None) -> str:

@@ -14,6 +14,11 @@ Timed, through the client API only (``ctx.client.search_runs``), each the median
 * ``paging``: every run, 1,000 a page, following page tokens to the end (10 pages).
 
 Each result is checked (counts, order, every run once, the loaded params/metrics/tags).
+
+``search_frame``: the module-level ``search_runs`` over 1,000 runs of 1 param, 1 metric and
+1 tag (a third still running), as a pandas DataFrame (the default) and as a list, in alternating
+rounds: the DataFrame's cost as a multiple of the list's, measured in the same rounds, and
+each DataFrame checked (shape, columns, values, NaT for the running runs).
 """
 
 from __future__ import annotations
@@ -34,7 +39,16 @@ def _m(i: int, k: int) -> float:
     return (i % 100) / 100 if k == 0 else ((i * 7919 + k * 104729) % 10007) / 10007
 
 
-def _fill(ctx: Context, n: int) -> tuple[str, list[str]]:
+def _fill(
+    ctx: Context,
+    n: int,
+    n_params: int = N_PARAMS,
+    n_metrics: int = N_METRICS,
+    n_tags: int = N_TAGS - 1,
+    running_every: int = 0,
+) -> tuple[str, list[str]]:
+    """``n`` runs of ``n_params`` params, ``n_metrics`` metrics and ``n_tags`` tags (and
+    mlflow.runName); with ``running_every``, every such run after the first has no end_time."""
     exp = ctx.client.create_experiment("bench-search")
     first = ctx.client.create_run(exp, start_time=1_700_000_000_000, run_name="r0").info.run_id
     ctx.client.set_terminated(first)
@@ -50,13 +64,15 @@ def _fill(ctx: Context, n: int) -> tuple[str, list[str]]:
             row = dict(template)
             row.update(run_uuid=rid, name=f"r{i}", start_time=1_700_000_000_000 + i * 10,
                        artifact_uri=template["artifact_uri"].replace(first, rid))
+            if running_every and i % running_every == 0:
+                row.update(status="RUNNING", end_time=None)
             runs.append(tuple(row[c] for c in cols))
         params += [(f"p{k}", f"x{i % 2}" if k == 1 else f"v{(i * 31 + k) % 97}", rid)
-                   for k in range(N_PARAMS)]
-        for k in range(N_METRICS):
+                   for k in range(n_params)]
+        for k in range(n_metrics):
             metrics.append((f"m{k}", _m(i, k), 1_700_000_000_000 + i, rid, 0, 0))
             latest.append((f"m{k}", _m(i, k), 1_700_000_000_000 + i, 0, 0, rid))
-        tags += [(f"t{k}", f"tag{(i + k) % 13}", rid) for k in range(N_TAGS - 1)]
+        tags += [(f"t{k}", f"tag{(i + k) % 13}", rid) for k in range(n_tags)]
         tags.append(("mlflow.runName", f"r{i}", rid))
     with con:
         con.executemany(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", runs)
@@ -128,6 +144,52 @@ def search(ctx: Context) -> dict:
     }
 
 
+FRAME_RUNS, RUNNING_EVERY = 1_000, 3
+
+
+@workload("search_frame", sizes={"asynctrack": FRAME_RUNS, "mlflow": FRAME_RUNS}, timeout_s=900)
+def search_frame(ctx: Context) -> dict:
+    """Module-level search_runs of 1,000 runs (1 param, metric and tag each): DataFrame vs list."""
+    mlflow, n = ctx.lib, ctx.size
+    exp, ids = _fill(ctx, n, 1, 1, 1, running_every=RUNNING_EVERY)
+    mlflow.set_tracking_uri(ctx.uri)
+    rounds = 15 if ctx.impl == "asynctrack" else 5
+    search = mlflow.search_runs
+    search(experiment_ids=[exp], max_results=n)  # first call: imports pandas, opens the store
+    frame_times, list_times = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        df = search(experiment_ids=[exp], max_results=n)
+        t1 = time.perf_counter()
+        runs = search(experiment_ids=[exp], max_results=n, output_format="list")
+        t2 = time.perf_counter()
+        frame_times.append((t1 - t0) * 1000)
+        list_times.append((t2 - t1) * 1000)
+
+    checks = Checks()
+    running = {rid for i, rid in enumerate(ids) if i and i % RUNNING_EVERY == 0}
+    checks.expect("runs in the list", {r.info.run_id for r in runs}, set(ids))
+    checks.expect("DataFrame rows", len(df), n)
+    checks.expect("DataFrame columns", sorted(df.columns), sorted([
+        "run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time",
+        "metrics.m0", "params.p0", "tags.t0", "tags.mlflow.runName",
+    ]))
+    checks.expect("run ids, newest first", list(df["run_id"]), ids[::-1])
+    checks.expect("start_time's dtype", str(df["start_time"].dtype).endswith(", UTC]"), True)
+    checks.expect("runs without end_time", set(df["run_id"][df["end_time"].isna()]), running)
+    checks.expect("metrics.m0", list(df["metrics.m0"]), [_m(i, 0) for i in range(n)][::-1])
+    checks.expect("params.p0", list(df["params.p0"]), [f"v{(i * 31) % 97}" for i in range(n)][::-1])
+    ratios = sorted(f / lst for f, lst in zip(frame_times, list_times))
+    return {
+        "frame_ms": statistics.median(frame_times),
+        "list_ms": statistics.median(list_times),
+        "frame_over_list": statistics.median(ratios),
+        "rounds_frame_ms": frame_times,
+        "rounds_list_ms": list_times,
+        **checks.result(),
+    }
+
+
 FIGURES = [
     Figure("search", "filter_ms", "`search_runs`, filter matching 1,000 of 10,000 runs (median)",
            "ms", higher_is_better=False, target=0.9, floor="floor_search.with_data_ms"),
@@ -137,4 +199,10 @@ FIGURES = [
            "ms", higher_is_better=False),
     Figure("search", "paging_ms", "`search_runs`, paging through all 10,000 runs (10 pages)",
            "ms", higher_is_better=False),
+    Figure("search_frame", "frame_ms", "module-level `search_runs`, 1,000 runs as a DataFrame "
+           "(median)", "ms", higher_is_better=False),
+    Figure("search_frame", "list_ms", "module-level `search_runs`, the same 1,000 runs as a list "
+           "(median)", "ms", higher_is_better=False),
+    Figure("search_frame", "frame_over_list", "DataFrame time ÷ list time, 1,000 runs (median of "
+           "rounds)", "x", higher_is_better=False, target=1.5, comparable=False),
 ]

@@ -52,3 +52,38 @@ def build(uri: str, n_runs: int = 60, seed: int = 7) -> dict:
     client.delete_experiment(exps[3])
     client.flush()
     return {"experiments": exps[:3], "runs": runs, "deleted_experiment": exps[3]}
+
+
+def build_frames(uri: str) -> dict:
+    """Experiments of awkward runs: keys missing from some runs, NaN/±inf/-0.0 metrics, running
+    runs (no end_time), a metric that is NaN in every run, runs with nothing logged, an
+    experiment whose runs all run, and an empty one. Returns the client and their ids."""
+    client = MlflowClient(uri)
+    mixed = client.create_experiment("mixed")
+    running = client.create_experiment("running")
+    empty = client.create_experiment("empty")
+    t0 = 1_700_000_000_123
+    plan = [
+        ({"m1": float("nan"), "both": 1.0}, {"p1": "a"}, {"t1": "x"}, None),
+        ({"m2": 1.5, "both": float("nan")}, {"p2": "b", "p1": ""}, {}, t0 + 5_000),
+        ({}, {}, {}, t0 + 999),
+        ({"m1": float("inf"), "m3": -0.0}, {"p3": "c"}, {"t2": "y", "t1": "z"}, None),
+        ({"m3": float("-inf"), "m1": 1e-300}, {"p1": "é x"}, {"t2": ""}, t0 + 86_400_000),
+    ]
+    for i, (metrics, params, tags, end) in enumerate(plan):
+        rid = client.create_run(mixed, start_time=t0 + i).info.run_id
+        client.log_batch(
+            rid,
+            metrics=[Metric(k, v, t0, 0) for k, v in metrics.items()],
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+        if end is not None:
+            client.set_terminated(rid, end_time=end)
+    for i in range(3):
+        rid = client.create_run(running, start_time=t0 + i).info.run_id
+        client.log_metric(rid, "only_nan", float("nan"))
+        if i:
+            client.log_param(rid, "late", str(i))
+    client.flush()
+    return {"client": client, "mixed": mixed, "running": running, "empty": empty}

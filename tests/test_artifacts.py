@@ -347,6 +347,72 @@ def test_load_dict_and_text_errors(env):
     assert "not valid UTF-8" in e.value.message
 
 
+def test_loads_read_local_artifacts_in_place(env, monkeypatch):
+    """load_text/load_dict/load_image/load_table read a local artifact where it is: no
+    temporary copy (each cost ~3 ms here, mostly removing its directory)."""
+    import tempfile
+
+    pd = pytest.importorskip("pandas")
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("PIL")
+    client, run_id, _ = env
+    client.log_dict(run_id, {"a": 1}, "d/x.json")
+    client.log_text(run_id, "t", "t.txt")
+    client.log_image(run_id, np.zeros((2, 3, 3), dtype=np.uint8), "i.png")
+    client.log_table(run_id, pd.DataFrame({"x": [1, 2]}), "t.json")
+
+    def no_temp(*args, **kwargs):
+        raise AssertionError("a temporary directory was made")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", no_temp)
+    arts = asynctrack.artifacts
+    assert arts.load_dict(f"runs:/{run_id}/d/x.json") == {"a": 1}
+    assert arts.load_text(f"{_artifact_dir(client, run_id)}/t.txt") == "t"
+    assert arts.load_image(f"runs:/{run_id}/i.png").size == (3, 2)
+    assert client.load_table("0", "t.json")["x"].tolist() == [1, 2]
+
+
+def test_loads_download_what_is_not_local(tmp_path, monkeypatch):
+    """A repository without local files: the load_* calls download into a temporary
+    directory, removed afterwards, as before."""
+    import tempfile
+
+    from asynctrack import _client_artifacts
+    from asynctrack.exceptions import RESOURCE_DOES_NOT_EXIST
+    from asynctrack.store import artifact
+
+    files = {"d.json": b'{"k": [1]}', "t.txt": "é".encode()}
+
+    class Remote(ArtifactRepository):
+        def log_artifact(self, local_file, artifact_path=None):
+            raise NotImplementedError
+
+        def log_artifacts(self, local_dir, artifact_path=None):
+            raise NotImplementedError
+
+        def list_artifacts(self, path=None):
+            return [FileInfo(k, False, len(v)) for k, v in sorted(files.items()) if not path]
+
+        def _download_file(self, remote_file_path, local_path):
+            if remote_file_path not in files:
+                raise MlflowException(f"no {remote_file_path}", RESOURCE_DOES_NOT_EXIST)
+            with open(local_path, "wb") as f:
+                f.write(files[remote_file_path])
+
+    monkeypatch.setitem(artifact._factories, "remote", Remote)
+    made = []
+    real = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    assert asynctrack.artifacts.load_dict("remote://host/d.json") == {"k": [1]}
+    assert asynctrack.artifacts.load_text("remote://host/t.txt") == "é"
+    with pytest.raises(MlflowException) as e:
+        asynctrack.artifacts.load_dict("remote://host/missing.json")
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    read = _client_artifacts.read_from(Remote("remote://host"), "d.json", lambda p: open(p).read())
+    assert read == '{"k": [1]}'
+    assert len(made) == 4 and not any(os.path.exists(d) for d in made)
+
+
 # -- listing and downloading ------------------------------------------------------------------------
 def test_list_artifacts(env):
     client, run_id, tmp = env

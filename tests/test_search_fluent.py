@@ -79,3 +79,17 @@ def test_search_experiments(tracking):
     page = tracking["client"].search_experiments(max_results=2)
     rest = tracking["client"].search_experiments(max_results=2, page_token=page.token)
     assert len(page) == 2 and len(rest) == 1 and rest.token is None
+
+
+def test_experiment_workspace_store_first_then_environment(tracking, monkeypatch):
+    """MLflow's order: the store's workspace, else MLFLOW_WORKSPACE, else "default" (the
+    variable is read only when the store gives none: search_experiments builds one a row)."""
+    from asynctrack.entities import Experiment
+
+    monkeypatch.setenv("MLFLOW_WORKSPACE", " elsewhere ")
+    assert {e.workspace for e in tracking["client"].search_experiments()} == {"default"}
+    assert Experiment("1", "n", "loc", "active").workspace == "elsewhere"
+    assert Experiment("1", "n", "loc", "active", workspace=" w ").workspace == "w"
+    assert Experiment("1", "n", "loc", "active", workspace=" ").workspace == "elsewhere"
+    monkeypatch.setenv("MLFLOW_WORKSPACE", "  ")
+    assert Experiment("1", "n", "loc", "active").workspace == "default"

@@ -17,7 +17,7 @@ import pytest
 
 from asynctrack import MlflowClient
 from asynctrack.entities import ViewType
-from tests._search_data import build
+from tests._search_data import build, build_frames
 from tests.oracle import needs_mlflow, oracle_python, run  # noqa: F401
 
 pytestmark = needs_mlflow
@@ -477,6 +477,7 @@ def frame(df):
         "columns": cols,
         "group_order": [g for i, g in enumerate(groups) if i == 0 or groups[i - 1] != g],
         "dtypes": {c: str(t) for c, t in df.dtypes.items()},
+        "index": str(df.index),
         "rows": rows,
     }
 
@@ -533,3 +534,29 @@ def test_fluent_search_same_as_mlflow(world, fluent):
     for key in theirs:
         assert ours[key] == theirs[key], key
     assert len(theirs["df"]["rows"]) > 20 and theirs["empty"]["rows"] == []
+
+
+FRAMES_SCRIPT = FLUENT + r'''
+import mlflow
+mlflow.set_tracking_uri(ARGS["uri"])
+_out({name: frame(mlflow.search_runs(experiment_ids=[e])) for name, e in ARGS["exps"].items()})
+'''
+
+
+def test_fluent_frames_same_as_mlflow(tmp_path, fluent):
+    """DataFrames of awkward runs (tests/_search_data.py's ``build_frames``): keys missing from
+    some runs, NaN metrics, running runs, a time column with no time at all, no runs."""
+    pytest.importorskip("pandas")
+    import asynctrack
+
+    uri = f"sqlite:///{tmp_path / 'frames.db'}"
+    made = build_frames(uri)
+    exps = {name: made[name] for name in ("mixed", "running", "empty")}
+    theirs = run(FRAMES_SCRIPT, cwd=tmp_path, uri=uri, exps=exps)
+    ns: dict = {}
+    exec(FLUENT, ns)
+    asynctrack.set_tracking_uri(uri)
+    ours = {name: ns["frame"](asynctrack.search_runs(experiment_ids=[e])) for name, e in exps.items()}
+    assert json.loads(json.dumps(ours)) == theirs
+    assert len(theirs["mixed"]["rows"]) == 5 and theirs["empty"]["rows"] == []
+    assert theirs["running"]["dtypes"]["end_time"] != theirs["mixed"]["dtypes"]["end_time"]

@@ -15,6 +15,8 @@ from .._extras import require
 from ..exceptions import BAD_REQUEST, INVALID_PARAMETER_VALUE, MlflowException
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from ..entities import FileInfo
 
 # The repositories and the client load on first use: ``import asynctrack`` stays fast.
@@ -120,8 +122,13 @@ def list_artifacts(
     return _client(tracking_uri).list_artifacts(run_id, artifact_path)
 
 
-def _download_to_temp(artifact_uri: str, tmp: str) -> str:
-    return download_artifacts(artifact_uri, dst_path=tmp)
+def _readable(artifact_uri: str) -> AbstractContextManager[str]:
+    """A context giving a local path to read the artifact from: its own file where it is local
+    (no copy), else a temporary download (``_client_artifacts.readable``)."""
+    from .._client_artifacts import readable
+
+    uri, _ = _resolve(artifact_uri, None)
+    return readable(*_split(uri))
 
 
 def _not_utf8(artifact_uri: str) -> MlflowException:
@@ -135,9 +142,8 @@ def _not_utf8(artifact_uri: str) -> MlflowException:
 
 def load_text(artifact_uri: str) -> str:
     """The artifact's content as text (UTF-8)."""
-    import tempfile  # lazily: import asynctrack stays fast
-    with tempfile.TemporaryDirectory() as tmp:
-        with open(_download_to_temp(artifact_uri, tmp), encoding="utf-8") as f:
+    with _readable(artifact_uri) as local:
+        with open(local, encoding="utf-8") as f:
             try:
                 return f.read()
             except UnicodeDecodeError as e:
@@ -146,9 +152,7 @@ def load_text(artifact_uri: str) -> str:
 
 def load_dict(artifact_uri: str) -> dict[str, Any]:
     """A JSON or YAML artifact (by extension, as log_dict wrote it) as a dict."""
-    import tempfile  # lazily: import asynctrack stays fast
-    with tempfile.TemporaryDirectory() as tmp:
-        local = _download_to_temp(artifact_uri, tmp)
+    with _readable(artifact_uri) as local:
         is_yaml = pathlib.Path(local).suffix in (".yml", ".yaml")
         yaml = require("yaml", "yaml", "load_dict of a YAML file", "PyYAML") if is_yaml else None
         with open(local, encoding="utf-8") as f:
@@ -173,9 +177,7 @@ def load_dict(artifact_uri: str) -> dict[str, Any]:
 def load_image(artifact_uri: str):
     """The artifact as a loaded PIL image."""
     pil_image = require("PIL.Image", "images", "load_image", "Pillow")
-    import tempfile  # lazily: import asynctrack stays fast
-    with tempfile.TemporaryDirectory() as tmp:
-        local = _download_to_temp(artifact_uri, tmp)
+    with _readable(artifact_uri) as local:
         try:
             image = pil_image.open(local)
             image.load()

@@ -12,10 +12,14 @@ DEFAULT_WORKSPACE_NAME = "default"
 
 
 def _resolve_workspace(workspace: str | None) -> str:
-    """Explicit workspace, else MLFLOW_WORKSPACE, else "default" (MLflow's order, minus servers)."""
-    for candidate in (workspace, os.environ.get("MLFLOW_WORKSPACE")):
-        if candidate is not None and candidate.strip():
-            return candidate.strip()
+    """Explicit workspace, else MLFLOW_WORKSPACE, else "default" (MLflow's order, minus servers).
+    The environment is read only when needed: a search builds one Experiment per row, and the
+    store gives each its workspace."""
+    if workspace is not None and workspace.strip():
+        return workspace.strip()
+    candidate = os.environ.get("MLFLOW_WORKSPACE")
+    if candidate is not None and candidate.strip():
+        return candidate.strip()
     return DEFAULT_WORKSPACE_NAME
 
 

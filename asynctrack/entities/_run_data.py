@@ -115,6 +115,70 @@ _LAZY_PARTS = {
 _BUILD_LOCK = threading.RLock()
 
 
+def _columns_of_many(
+    datas: list[RunData], metric_null: Any, text_null: Any
+) -> tuple[dict[str, list], dict[str, list], dict[str, list]]:
+    """The latest metric values, params and tags of many runs as columns (search_runs'
+    DataFrame): key -> one value per run, the null where a run lacks the key, keys in order of
+    first appearance, values as the built parts hold them. Parts still raw are read without
+    being built or kept: no Metric objects, and all runs' params (tags) in one ``json.loads``,
+    where one call a run cost more than the rest of the DataFrame together."""
+    states = [data.__dict__ for data in datas]
+    metric_rows = []
+    for state in states:
+        rows = state.get("_raw_metrics", _BUILT)
+        # A build sets the part before it deletes the raw one: no raw part means built.
+        metric_rows.append(state["_metrics"].items() if rows is _BUILT else rows or ())
+    return (
+        _columns(metric_rows, metric_null, nan_for_none=True),
+        _columns(_text_parts(states, "_params", "_raw_params"), text_null),
+        _columns(_text_parts(states, "_tags", "_raw_tags"), text_null),
+    )
+
+
+_BUILT = object()  # no raw part (any more): it is built
+
+
+def _text_parts(states: list[dict[str, Any]], name: str, raw_key: str) -> list[Any]:
+    """Each run's params (tags) as key -> value pairs: the JSON texts decoded at once."""
+    parts = [state.get(raw_key, _BUILT) for state in states]
+    try:  # the usual page: every part a JSON object's text (json_group_object's '{}' if none)
+        decoded = json.loads("[" + ",".join(parts) + "]")
+    except (TypeError, ValueError):  # a part built, None, '' or pairs (not str, or not JSON)
+        decoded = None
+    if decoded is not None and len(decoded) == len(parts):
+        return [d.items() for d in decoded]
+    texts = [i for i, raw in enumerate(parts) if type(raw) is str and raw]
+    if texts:
+        for i, value in zip(texts, json.loads("[" + ",".join([parts[i] for i in texts]) + "]")):
+            parts[i] = value
+    for i, part in enumerate(parts):
+        if part is _BUILT:
+            part = states[i][name]
+        elif type(part) is not dict:
+            part = _dict_from_raw(part)
+        parts[i] = part.items()
+    return parts
+
+
+def _columns(runs: list[Any], null: Any, nan_for_none: bool = False) -> dict[str, list]:
+    """key -> one value per run from each run's ``(key, value, ...)`` rows (a metric row's
+    value None is NaN, as ``_metrics_from_rows`` makes it); a later row of a key wins."""
+    n = len(runs)
+    columns: dict[str, list] = {}
+    get = columns.get
+    nan = _NAN
+    for i, rows in enumerate(runs):
+        for row in rows:
+            key = row[0]
+            column = get(key)
+            if column is None:
+                column = columns[key] = [null] * n
+            value = row[1]
+            column[i] = nan if value is None and nan_for_none else value
+    return columns
+
+
 def _metrics_from_rows(rows: Any) -> list[Metric]:
     new = _new
     nan = _NAN

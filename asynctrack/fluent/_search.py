@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._extras import require
+from .._gc import paused_gc
 from .._search import NUM_RUNS_PER_PAGE_PANDAS, SEARCH_MAX_RESULTS_DEFAULT, SEARCH_MAX_RESULTS_PANDAS
 from ..entities import Experiment, Run, ViewType
+from ..entities._run_data import _columns_of_many
 from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from . import _experiments
 from ._client import client
@@ -123,46 +125,50 @@ def _import_pandas():
 
 
 def runs_to_pandas(runs: list[Run]) -> pandas.DataFrame:
-    """MLflow's ``_runs_to_pandas``: the same columns, values and dtypes. Columns of metrics,
-    params and tags come in order of first appearance (MLflow's order comes from iterating sets,
-    which differs from process to process)."""
+    """MLflow's ``_runs_to_pandas``: the same columns, values and dtypes, built column by column
+    (MLflow converts each run's times with a ``pd.to_datetime`` call of its own: 2 calls a run,
+    ~90% of a 1,000-run DataFrame's time). Columns of metrics, params and tags come in order of
+    first appearance (MLflow's order comes from iterating sets, which differs from process to
+    process)."""
     np, pd = _import_pandas()
-    n = len(runs)
-    info: dict[str, list] = {
-        "run_id": [],
-        "experiment_id": [],
-        "status": [],
-        "artifact_uri": [],
-        "start_time": [],
-        "end_time": [],
+    with paused_gc():  # its passes over the page's runs: ~0.5 of ~3.5 ms (1,000 runs)
+        return pd.DataFrame(_columns(np, pd, runs))
+
+
+def _columns(np: Any, pd: Any, runs: list[Run]) -> dict[str, Any]:
+    """The DataFrame's columns, in MLflow's order: run info, then metrics, params, tags."""
+    infos = [run.info for run in runs]
+    data: dict[str, Any] = {
+        "run_id": [i.run_id for i in infos],
+        "experiment_id": [i.experiment_id for i in infos],
+        "status": [i.status for i in infos],
+        "artifact_uri": [i.artifact_uri for i in infos],
+        "start_time": _times(np, pd, [i.start_time for i in infos]),
+        "end_time": _times(np, pd, [i.end_time for i in infos]),
     }
-    to_datetime = pd.to_datetime
-    metrics: dict[str, list] = {}
-    params: dict[str, list] = {}
-    tags: dict[str, list] = {}
-    for i, run in enumerate(runs):
-        ri = run.info
-        info["run_id"].append(ri.run_id)
-        info["experiment_id"].append(ri.experiment_id)
-        info["status"].append(ri.status)
-        info["artifact_uri"].append(ri.artifact_uri)
-        info["start_time"].append(to_datetime(ri.start_time, unit="ms", utc=True))
-        info["end_time"].append(to_datetime(ri.end_time, unit="ms", utc=True))
-        for columns, values, null in (
-            (metrics, run.data.metrics, np.nan),
-            (params, run.data.params, None),
-            (tags, run.data.tags, None),
-        ):
-            for key, value in values.items():
-                column = columns.get(key)
-                if column is None:
-                    column = columns[key] = [null] * n
-                column[i] = value
-    data: dict[str, list] = dict(info)
+    # Read without building the runs' entities (search_runs leaves them raw: building 1,000
+    # runs' metrics, params and tags cost more than the search itself).
+    metrics, params, tags = _columns_of_many([run.data for run in runs], np.nan, None)
     for prefix, columns in (("metrics.", metrics), ("params.", params), ("tags.", tags)):
-        for key, values in columns.items():
-            data[prefix + key] = values
-    return pd.DataFrame(data)
+        for key, column in columns.items():
+            data[prefix + key] = column
+    return data
+
+
+def _times(np: Any, pd: Any, millis: list[int | None]) -> Any:
+    """One column's ``pd.to_datetime(ms, unit="ms", utc=True)`` in one call. MLflow converts
+    each run's time alone (an int64 array of one inside pandas), then the DataFrame infers the
+    column's dtype from those scalars; converting the same int64 values at once gives that
+    column: datetime64[<pandas' unit>, UTC], NaT where a time is missing. A column with no time
+    at all stays the scalar conversion of None repeated (None in pandas 2, an object column; NaT
+    in pandas 3, a naive datetime64[s] one), as MLflow's does."""
+    known = [m is not None for m in millis]
+    if all(known):  # also no runs: the empty list, as MLflow's
+        return pd.to_datetime(np.array(millis, dtype=np.int64), unit="ms", utc=True) if millis else []
+    if not any(known):
+        return [pd.to_datetime(None, unit="ms", utc=True)] * len(millis)
+    ints = np.array([0 if m is None else m for m in millis], dtype=np.int64)
+    return pd.to_datetime(ints, unit="ms", utc=True).where(np.array(known))
 
 
 __all__ = ["search_experiments", "search_runs"]
