@@ -326,6 +326,24 @@ class Checks:
 SQLITE_BUILDS = ("stdlib", "pysqlite3")
 
 
+def set_constants(spec: str) -> dict[str, Any]:
+    """Set module constants for a sweep (``constants.py``): ``"module:NAME=value;..."``, each
+    value a Python literal, set on the imported module before the workload starts."""
+    import ast
+    import importlib
+
+    done: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in spec.split(";"))):
+        target, _, literal = item.partition("=")
+        module_name, _, name = target.partition(":")
+        module = importlib.import_module(module_name)
+        if not hasattr(module, name):
+            raise AttributeError(f"{module_name} has no constant {name}")
+        setattr(module, name, ast.literal_eval(literal))
+        done[target] = getattr(module, name)
+    return done
+
+
 def use_sqlite_build(build: str) -> None:
     """Make ``build`` the ``sqlite3`` that everything in this process imports: ``pysqlite3``
     (the pysqlite3-binary wheel, its own recent SQLite) stands in for the standard library's
@@ -368,6 +386,8 @@ def _child_main(argv: list[str]) -> int:
             sys.path.insert(0, str(ROOT))  # this checkout, whatever is installed
             import asynctrack as lib
             from asynctrack.entities import Metric
+
+            out["constants"] = set_constants(os.environ.get("ASYNCTRACK_BENCH_SET", ""))
         else:
             import logging
 
