@@ -31,6 +31,13 @@ from .schema import _revision, check_revision, ensure_schema
 _SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR = 3, 8, 10
 _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_AUTH, _SQLITE_NOTADB = 13, 14, 23, 26
 _PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+_CODE_OF_MESSAGE = (
+    ("unable to open", _SQLITE_CANTOPEN),
+    ("readonly", _SQLITE_READONLY),
+    ("disk is full", _SQLITE_FULL),
+    ("not a database", _SQLITE_NOTADB),
+    ("disk i/o", _SQLITE_IOERR),
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,9 @@ def why_read_only(path: str) -> str | None:
             if exc.errno in _PERMISSION_ERRNOS:
                 return f"the file cannot be written ({os.strerror(exc.errno)})"
             raise
+        version = _write_version(path)
+        if version > 2:
+            return f"SQLite only reads its file format (write version {version})"
         if _wal_files_writable(path):
             return None  # a WAL database whose -wal and -shm exist needs nothing new beside it
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -105,6 +115,14 @@ def why_read_only(path: str) -> str | None:
             f"{name}-shm or {name}-journal files it needs beside it"
         )
     return None
+
+
+def _write_version(path: str) -> int:
+    """Byte 18 of an SQLite file's header: 1 (rollback journal) or 2 (WAL) for a file SQLite
+    writes; above 2, SQLite opens it read-only (0 where it is not an SQLite file)."""
+    with open(path, "rb") as f:
+        header = f.read(19)
+    return header[18] if len(header) == 19 and header.startswith(b"SQLite format 3\0") else 0
 
 
 def _wal_files_writable(path: str) -> bool:
@@ -118,7 +136,7 @@ def _read_only_mode(path: str) -> str:
         _check_schema(path, "ro")
         return "ro"
     except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorcode", _SQLITE_CANTOPEN) & 0xFF != _SQLITE_CANTOPEN:
+        if _primary(exc) != _SQLITE_CANTOPEN:
             raise
     # A WAL database in a directory that takes no -shm: only immutable=1 opens it, and that
     # reads the main file alone.
@@ -146,8 +164,7 @@ def _check_schema(path: str, mode: str) -> None:
 
 def open_error(path: str, exc: BaseException) -> MlflowException:
     """``exc``, met while opening ``path``, as the MlflowException a user can act on."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if code is not None else None
+    primary = _primary(exc)
     os_errno = exc.errno if isinstance(exc, OSError) else None
     if primary == _SQLITE_FULL or os_errno == errno.ENOSPC or (
         primary == _SQLITE_IOERR and _disk_full(path)
@@ -167,6 +184,20 @@ def open_error(path: str, exc: BaseException) -> MlflowException:
     ):
         return MlflowException(f"Cannot open {path}: {exc}.", PERMISSION_DENIED)
     return MlflowException(f"Cannot open {path}: {exc}.", IO_ERROR)
+
+
+def _primary(exc: BaseException) -> int | None:
+    """SQLite's primary result code of ``exc``, or None. Python >= 3.11 gives it; before, the
+    message (SQLite's own text for the code) tells."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF
+    if isinstance(exc, sqlite3.Error):
+        message = str(exc).lower()
+        for words, primary in _CODE_OF_MESSAGE:
+            if words in message:
+                return primary
+    return None
 
 
 def _disk_full(path: str) -> bool:
