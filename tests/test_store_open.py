@@ -434,15 +434,22 @@ def test_a_lock_held_forever(tmp_path, templates, monkeypatch, how, writer):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A tmpfs of 4 MiB mounted at tmp_path/disk, unmounted at teardown."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here to fill: {proc.stderr.strip()}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+    """``tiny_disk(size)``: a tmpfs of ``size`` mounted in tmp_path, unmounted at teardown."""
+    mounted = []
+
+    def mount(size: str):
+        disk = tmp_path / f"disk-{size}"
+        disk.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here to fill: {proc.stderr.strip()}")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 def _fill(disk) -> None:
@@ -458,10 +465,20 @@ def _fill(disk) -> None:
 def test_a_full_disk_at_open(tmp_path, templates, tiny_disk):
     """A new database on a full disk, and an existing one (WAL, which needs room for its -shm
     even to be read): RESOURCE_EXHAUSTED, saying the disk is full."""
-    existing, _ = _copy(templates, "asynctrack", tiny_disk)
-    _fill(tiny_disk)
-    new = tiny_disk / "new.db"
+    disk = tiny_disk("4m")
+    existing, _ = _copy(templates, "asynctrack", disk)
+    _fill(disk)
+    new = disk / "new.db"
     _expect(lambda: MlflowClient(f"sqlite:///{new}"), "RESOURCE_EXHAUSTED",
             f"Cannot open {new}: the disk is full", "Free some space")
     _expect(lambda: MlflowClient(f"sqlite:///{existing}"), "RESOURCE_EXHAUSTED",
             f"Cannot open {existing}: the disk is full")
+
+
+def test_a_disk_that_fills_while_the_schema_is_written(tiny_disk):
+    """Room for the file, not for MLflow's 71 tables: RESOURCE_EXHAUSTED (not the "cannot
+    rollback" of a ROLLBACK after SQLite's own), and the file is left empty, as it was."""
+    target = tiny_disk("64k") / "mlflow.db"
+    _expect(lambda: MlflowClient(f"sqlite:///{target}"), "RESOURCE_EXHAUSTED",
+            f"Cannot open {target}: the disk is full (database or disk is full)")
+    assert target.stat().st_size == 0

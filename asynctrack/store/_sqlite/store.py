@@ -87,8 +87,8 @@ class SqliteStore(Store):
         return await self._writer.apply(records, on_commit)
 
     def apply_direct(self, records: Sequence[tuple], done: Callable[[list[Any]], None]) -> bool:
-        if self._access.read_only is not None:
-            return False  # the writer's way refuses it, and keeps asynchronous records
+        # A read-only store never opened its writer, which then declines: the writer's way
+        # (apply) refuses the record, and keeps asynchronous ones.
         return self._writer.apply_direct(records, done)
 
     @property
