@@ -24,7 +24,7 @@ import time
 import pytest
 
 import asynctrack as mlflow
-from asynctrack import MlflowClient
+from asynctrack import MlflowClient, tracking_uri
 from asynctrack.exceptions import MlflowException
 from asynctrack.store._sqlite import connection
 from asynctrack.writer import _outage as outage_module
@@ -134,9 +134,10 @@ def _assert_reads(client: MlflowClient, ids: dict) -> None:
     assert [(m.step, m.value) for m in client.get_metric_history(ids["run_id"], "m")] == [
         (0, 0.0), (1, 1.0), (2, 2.0)
     ]
-    mlflow.set_tracking_uri(client.tracking_uri)
-    frame = mlflow.search_runs([ids["experiment_id"]], output_format="list")
-    assert [r.info.run_id for r in frame] == [ids["run_id"]]
+    with pytest.MonkeyPatch.context() as patch:  # the fluent API's URI, put back after
+        patch.setattr(tracking_uri, "_tracking_uri", client.tracking_uri)
+        found = mlflow.search_runs([ids["experiment_id"]], output_format="list")
+    assert [r.info.run_id for r in found] == [ids["run_id"]]
 
 
 def _assert_writes_refused(client: MlflowClient, ids: dict, path: str) -> None:

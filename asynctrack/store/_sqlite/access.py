@@ -5,8 +5,9 @@ A database on a read-only mount, in an archive or made immutable can still be re
 opens it with ``mode=ro``. A WAL database needs a ``-shm`` file beside it even to be read;
 where the directory cannot take one either, ``immutable=1`` reads the file alone, which is
 right only if no committed transaction still waits in a ``-wal`` file (a process that ended
-without its last checkpoint): such a file is refused rather than read without those
-transactions. Writes to a read-only store are refused by the store (see ``SqliteStore.apply``)
+without its last checkpoint), and if nobody writes the file meanwhile (a WAL writer keeps a
+``-shm`` beside it, so where there is none nobody is writing): a file with a non-empty ``-wal``
+is refused rather than read without those transactions. Writes to a read-only store are refused by the store (see ``SqliteStore.apply``)
 with the reason found here; asynchronous ones are kept by the writer as in any outage.
 """
 
