@@ -19,7 +19,13 @@ from ..entities import Experiment, Metric, Run
 class StoreUnavailable(Exception):
     """The store cannot take writes right now (file gone, read-only, disk full, I/O error, a lock
     held past every retry): nothing of the batch was stored, and the same batch can be applied
-    again later. The writer keeps asynchronous records through it instead of failing them."""
+    again later. The writer keeps asynchronous records through it instead of failing them.
+    ``lasting``: the store knows the cause will not pass within a brief retry (a read-only
+    file), so synchronous callers are told at once."""
+
+    def __init__(self, *args: object, lasting: bool = False) -> None:
+        super().__init__(*args)
+        self.lasting = lasting
 
 
 class Store(abc.ABC):

@@ -58,7 +58,7 @@ class Outage:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + (min(STORE_RETRY_S, 0.5) if stopping else STORE_RETRY_S)
         delay = 0.01
-        while failure is not None and loop.time() < give_up:
+        while failure is not None and not failure.lasting and loop.time() < give_up:
             await anyio.sleep(min(delay, max(0.0, give_up - loop.time())))
             delay *= 2
             failure, pairs = await self._store_pairs(pairs)

@@ -128,14 +128,26 @@ def is_store_failure(exc: BaseException) -> bool:
     return any(word in msg for word in _STORE_FAILURE_WORDS)
 
 
+# How a connection opens an existing file (SQLite URI parameters): "rw" (the normal way),
+# "ro" (a read-only file: SQLite still creates the -shm it reads a WAL with) or "immutable" (a
+# directory that takes no -wal or -shm either: SQLite then reads the file alone, without locks,
+# trusting that nobody writes it; see access.py for when that holds).
+OPEN_MODES = {"rw": "mode=rw", "ro": "mode=ro", "immutable": "mode=ro&immutable=1"}
+
+
 def connect(
-    path: str, *, check_same_thread: bool = True, create: bool = False, pragmas: tuple[str, ...] = ()
+    path: str,
+    *,
+    check_same_thread: bool = True,
+    create: bool = False,
+    pragmas: tuple[str, ...] = (),
+    mode: str = "rw",
 ) -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN ourselves) with the shared pragmas, then
     ``pragmas`` (READER_PRAGMAS or WRITER_PRAGMAS). Only schema creation makes a new file: a
     reader must never leave an empty database where one was removed (a restore would then meet
-    a stranger)."""
-    target = path if create else f"file:{urllib.parse.quote(path)}?mode=rw"
+    a stranger). ``mode``: one of OPEN_MODES."""
+    target = path if create else f"file:{urllib.parse.quote(path)}?{OPEN_MODES[mode]}"
     conn = sqlite3.connect(
         target,
         timeout=BUSY_TIMEOUT_S,
@@ -184,7 +196,7 @@ def backoff_delays(until: float | None = None) -> Iterator[float]:
 def unavailable(exc: BaseException) -> MlflowException:
     return MlflowException(
         f"The SQLite database stayed locked for {RETRY_DEADLINE_S:.0f} s ({exc}); another "
-        "process holds a write transaction open.",
+        "process holds a write transaction or an exclusive lock on it.",
         TEMPORARILY_UNAVAILABLE,
     )
 

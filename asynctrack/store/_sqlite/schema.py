@@ -12,7 +12,7 @@ import sqlite3
 import time
 from importlib import resources
 
-from ...exceptions import MlflowException
+from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from .connection import connect, retry_sync
 
 SCHEMA_REVISION = "f4a9b2c7d1e6"
@@ -44,7 +44,8 @@ def _revision(conn: sqlite3.Connection) -> str | None:
             raise MlflowException(
                 f"The file has tables ({', '.join(sorted(tables)[:5])}...) but no MLflow schema "
                 "(no alembic_version table): it is not an MLflow tracking database. Point the "
-                "tracking URI at a new file or at one MLflow 3.18 created."
+                "tracking URI at a new file or at one MLflow 3.18 created.",
+                INVALID_PARAMETER_VALUE,
             )
         return None
     row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
@@ -55,9 +56,10 @@ def check_revision(revision: str | None) -> None:
     if revision != SCHEMA_REVISION:
         raise MlflowException(
             f"Detected out-of-date database schema (found version {revision}, but expected "
-            f"{SCHEMA_REVISION}). asynctrack reads and writes MLflow 3.18's schema. Take a backup "
-            "of your database, then run 'mlflow db upgrade <database_uri>' with MLflow 3.18 to "
-            "migrate it to that schema."
+            f"{SCHEMA_REVISION}). asynctrack reads and writes MLflow 3.18's schema. If the "
+            "database comes from an older MLflow, take a backup of it, then run 'mlflow db "
+            "upgrade <database_uri>' with MLflow 3.18 to migrate it to that schema; if it comes "
+            "from a newer MLflow, asynctrack cannot use it (use that MLflow with it)."
         )
 
 
@@ -109,7 +111,8 @@ def _create(conn: sqlite3.Connection, artifact_root: str) -> None:
             )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite has already rolled back after SQLITE_FULL or IOERR
+            conn.execute("ROLLBACK")
         raise
 
 
