@@ -159,7 +159,7 @@ def oracle(tmp_path_factory):
         stages = {ViewType.ACTIVE_ONLY: {"active"}, ViewType.DELETED_ONLY: {"deleted"}}.get(view, {"active", "deleted"})
         searches.append((filter_string, order_by, int(view), sp.reference(world["runs"], structured, order, stages)))
     client.flush()
-    bulk = _drawn(st.lists(sb.records, min_size=1, max_size=3), 15)
+    bulk = sb.TIE_EXAMPLES + _drawn(st.lists(sb.records, min_size=1, max_size=3), 15)
     names = sorted(set(_drawn(st.lists(tv._name_chars, max_size=8).map("".join), 300)))
     client_cases = _client_cases()
     result = run(
