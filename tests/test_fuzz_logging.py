@@ -358,6 +358,7 @@ def _batch_examples():
     out += [{**ok, "metrics": [("m", 1.0, t, 1)]} for t in BOUNDARY_TIMESTAMPS]
     out += [{**ok, "metrics": [("m", v, 5, 1)]} for v in BOUNDARY_METRIC_VALUES]
     out += [{**ok, "params": [("p", "a"), ("p", "a")]}, {**ok, "tags": [("t", "a"), ("t", "b")]}]
+    out += [{**ok, "tags": [("t", 0.0), ("t", "")]}]  # a refused tag, then the same key valid
     return out
 
 
@@ -376,11 +377,11 @@ def batch_model(metrics, params, tags):
     if len({k for k, _ in params}) != len(params):
         return REFUSED
     stored_metrics = [metric_model(k, v, t, s, client_call=False) for k, v, t, s in metrics]
-    stored_params = {k: param_model(k, v) for k, v in params}
-    stored_tags = {k: batch_tag_model(k, v) for k, v in tags}
-    if REFUSED in stored_metrics or REFUSED in stored_params.values() or REFUSED in stored_tags.values():
+    stored_params = [(k, param_model(k, v)) for k, v in params]
+    stored_tags = [(k, batch_tag_model(k, v)) for k, v in tags]  # each one validated
+    if REFUSED in stored_metrics or REFUSED in [v for _, v in stored_params + stored_tags]:
         return REFUSED
-    return stored_metrics, stored_params, stored_tags
+    return stored_metrics, dict(stored_params), dict(stored_tags)
 
 
 @settings(max_examples=200, deadline=None,
