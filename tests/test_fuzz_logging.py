@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 
 from asynctrack import MlflowClient, MlflowException
 
-MLFLOW_CODES = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "INTERNAL_ERROR"}
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_FLOAT = 1.7976931348623157e308
 REFUSED = "refused"
