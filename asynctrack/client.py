@@ -22,7 +22,7 @@ from ._names import generate_run_name
 from ._search import SEARCH_MAX_RESULTS_DEFAULT
 from .entities import Experiment, FileInfo, Metric, Param, Run, RunStatus, RunTag, ViewType
 from .entities._paged_list import PagedList
-from .exceptions import INVALID_PARAMETER_VALUE, MlflowException
+from .exceptions import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, MlflowException
 from .run_operations import RunOperations, get_combined_run_operations
 from .store import Store, store_for_uri
 from .tracking_uri import get_tracking_uri
@@ -102,6 +102,19 @@ def _resolve_if_local(location: str) -> str:
     return urllib.parse.urlunsplit((parsed.scheme, None, absolute, parsed.query, parsed.fragment))
 
 
+
+_INT_TOO_LARGE = "Python int too large to convert to SQLite INTEGER"  # sqlite3's own message
+
+
+def _has_int_beyond_sqlite(value: Any) -> bool:
+    """Whether a record holds an int SQLite's INTEGER (int64) cannot bind, at any depth."""
+    if isinstance(value, int):
+        return not -(2**63) <= value <= 2**63 - 1
+    if isinstance(value, (list, tuple)):
+        return any(_has_int_beyond_sqlite(item) for item in value)
+    return False
+
+
 class MlflowClient:
     """Client of an MLflow tracking store, with MLflow 3.18's signatures and behaviour."""
 
@@ -123,6 +136,11 @@ class MlflowClient:
     # -- plumbing -------------------------------------------------------------------------------
     def _write(self, *record: Any) -> Any:
         """A lifecycle write: queued behind everything logged before it, waited for."""
+        if _has_int_beyond_sqlite(record):
+            # MLflow binds such a value (a run tag or run name given as a big int, a start or
+            # end time) into SQLite and fails with sqlite3's OverflowError, which its store
+            # reports as INTERNAL_ERROR; msgpack would raise a bare OverflowError here instead.
+            raise MlflowException(_INT_TOO_LARGE, INTERNAL_ERROR)
         return self._writer.submit_wait(events.encode(*record))
 
     def _read(self):

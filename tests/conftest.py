@@ -5,10 +5,28 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 import asynctrack as mlflow
 from asynctrack import tracking_uri
 from asynctrack.fluent import _experiments, _runs
+
+# Hypothesis profiles. The suite's ("asynctrack", loaded unless --hypothesis-profile names
+# another): every property test tries the same examples on every run of one hypothesis version
+# (derandomize), and no example database replays one machine's failures on the next run. The
+# boundaries each model depends on are @example cases, tried whatever the version draws.
+# "fuzz" explores: `pytest --hypothesis-profile=fuzz --hypothesis-seed=N tests/test_fuzz_logging.py`
+# (or --hypothesis-seed=N alone) draws new examples for each N.
+settings.register_profile("asynctrack", derandomize=True, database=None)
+settings.register_profile("fuzz", derandomize=False, database=None)
+
+
+def pytest_configure(config):
+    """The suite's profile, unless one is named; a --hypothesis-seed alone means "fuzz" (under
+    derandomize a seed would change nothing)."""
+    if not config.getoption("hypothesis_profile", None):
+        seeded = config.getoption("hypothesis_seed", None) is not None
+        settings.load_profile("fuzz" if seeded else "asynctrack")
 
 
 @pytest.fixture

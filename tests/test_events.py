@@ -7,7 +7,7 @@ import math
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from asynctrack import events as ev
@@ -42,6 +42,8 @@ def same(a, b) -> bool:
 
 @settings(max_examples=300)
 @given(st.lists(metric_records, min_size=1, max_size=50))
+@example([("", "k", math.nan, 0, -(2**63)), ("r", "é", -0.0, 2**63 - 1, 2**63 - 1)])
+@example([("r", "k", math.inf, 2**32, 2**31), ("r", "k", -math.inf, 2**16, -(2**31) - 1), ("r", "k", 5e-324, 127, -32)])
 def test_metric_records_decode_flat_as_they_do_one_by_one(records):
     payloads = [ev.encode_metric(*r) for r in records]
     block = ev.decode_metric_block(payloads)

@@ -64,6 +64,9 @@ def test_filter_strings_cannot_inject(client):
     # the quotes are part of the value: only the run that has exactly that value matches
     found = c.search_runs([exp], "tags.t = 'x'' OR ''1''=''1'")
     assert [r.info.run_id for r in found] == []
+    # as in MLflow 3.18 (measured): a doubled quote is not unescaped, it matches itself
+    c.set_tag(b, "u", "x'' OR ''1''=''1")
+    assert [r.info.run_id for r in c.search_runs([exp], "tags.u = 'x'' OR ''1''=''1'")] == [b]
     found = c.search_runs([exp], "tags.t LIKE '%OR%'")
     assert [r.info.run_id for r in found] == [a]
     for bad in (

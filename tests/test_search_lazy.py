@@ -218,7 +218,7 @@ def test_values_json_cannot_hold_fall_back_to_pairs(tmp_path):
     assert [r.data.metrics["m"] for r in runs] == [3.0, 2.0, 1.0]
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     max_results=st.integers(1, 70),

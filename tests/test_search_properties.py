@@ -26,7 +26,6 @@ from tests._search_data import METRIC_KEYS, PARAM_KEYS, STATUSES, TAG_KEYS, buil
 SETTINGS = settings(
     max_examples=150,
     deadline=None,
-    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 

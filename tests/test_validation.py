@@ -85,7 +85,7 @@ import types
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from asynctrack import _validation as v
@@ -1402,6 +1402,10 @@ def test_name_acceptance_matches_reference_rule(name):
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(min_value=-(2**70), max_value=2**70))
+@example(2**63 - 1)
+@example(2**63)
+@example(-(2**63))
+@example(-(2**63) - 1)
 def test_step_accepts_exactly_the_int64_range(step):
     in_range = -(2**63) <= step <= 2**63 - 1
     try:
@@ -1413,6 +1417,12 @@ def test_step_accepts_exactly_the_int64_range(step):
 
 @settings(max_examples=300, deadline=None)
 @given(st.floats(allow_nan=True, allow_infinity=True))
+@example(2.0**63)  # == 2**63 once a float: out of range
+@example(-(2.0**63))
+@example(-0.0)
+@example(math.nan)
+@example(math.inf)
+@example(1.5)
 def test_float_steps_accepted_iff_integral_and_in_range(step):
     ok = math.isfinite(step) and step.is_integer() and -(2**63) <= step <= 2**63 - 1
     try:
@@ -1424,6 +1434,10 @@ def test_float_steps_accepted_iff_integral_and_in_range(step):
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(min_value=-(2**65), max_value=2**65))
+@example(0)
+@example(-1)
+@example(2**63 - 1)
+@example(2**63)
 def test_timestamp_accepts_exactly_nonnegative_int64(ts):
     try:
         assert v.validate_timestamp(ts, "k", 1.0) == ts
@@ -1434,6 +1448,10 @@ def test_timestamp_accepts_exactly_nonnegative_int64(ts):
 
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=7000))
+@example("v" * 6000)
+@example("v" * 6001)  # MLflow's _validate_length_limit(..., truncate=True): cut to 6000
+@example("é" * 6001)  # characters, not bytes
+@example("\U0001f600" * 6001)
 def test_param_value_truncates_to_a_prefix(value):
     logger = logging.getLogger("asynctrack._validation")
     level = logger.level
