@@ -1,6 +1,7 @@
 """Do the write path's tuned constants hold on other Pythons? A sweep, as ratios to the default.
 
-    python benchmarks/constants.py [--python PATH ...] [--repeat N] [--out bench-out/constants]
+    python benchmarks/constants.py [--python PATH ...] [--repeat N] [--only PAGE_SIZE ...]
+                                   [--out bench-out/constants]
 
 Each constant below was chosen on one machine, one Python (3.11) and one SQLite (3.40). For each
 interpreter (venvs made as ``matrix.py`` makes them), each round runs every value of every
@@ -61,18 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", action="append")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--no-venv", action="store_true")
+    parser.add_argument("--only", action="append",
+                        help="only the constants whose setting contains this (e.g. PAGE_SIZE)")
     parser.add_argument("--out", default="bench-out/constants")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     pythons = [p if args.no_venv else venv_python(p, out) for p in (args.python or default_pythons())]
+    constants = {label: c for label, c in CONSTANTS.items()
+                 if not args.only or any(word in c[0] for word in args.only)}
 
     # (constant, value, workload, python version) -> ratios to the default in the same round
     ratios: dict[tuple, list[float]] = {}
     versions: dict[str, str] = {}
     for round_no in range(args.repeat):
         for python in pythons:
-            for label, (setting, values, workloads) in CONSTANTS.items():
+            for label, (setting, values, workloads) in constants.items():
                 print(f"round {round_no + 1}: {python}: {label}", file=sys.stderr, flush=True)
                 figures = [run(python, setting, v, workloads, out) for v in values]
                 base = figures[0]
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                         ratios.setdefault((label, value, wl, versions[python]), []).append(r)
 
     lines = []
-    for label, (_, values, workloads) in CONSTANTS.items():
+    for label, (_, values, workloads) in constants.items():
         lines += [f"**{label}**, default {values[0]!r}", "",
                   "| value | workload | " + " | ".join(sorted(set(versions.values()))) + " |",
                   "|" + " --- |" * (2 + len(set(versions.values())))]
