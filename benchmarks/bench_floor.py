@@ -1,8 +1,8 @@
 """What SQLite itself costs on MLflow's schema: the floor under the write and search targets.
 
-Each workload lets the library create its store (so the file is that library's own: MLflow makes
-4 KiB pages, asynctrack 8 KiB), then works on it with nothing but the standard library's
-``sqlite3``: no tracking library, no validation, no queue, rows prepared before the clock
+Each workload lets the library create its store (so the file is that library's own, with its
+page size), then works on it with nothing but the standard library's ``sqlite3`` (or the build
+``run_all.py --sqlite`` swapped in): no tracking library, no validation, no queue, rows prepared before the clock
 starts. What remains is SQLite's work on MLflow's tables and indexes (four B-trees per metric
 point: the table, its primary key, ``index_metrics_run_uuid`` and
 ``index_metrics_run_uuid_key_step``) and the commits' WAL writes. A target above these figures

@@ -1,7 +1,7 @@
 """Do the write path's tuned constants hold on other Pythons? A sweep, as ratios to the default.
 
     python benchmarks/constants.py [--python PATH ...] [--repeat N] [--only PAGE_SIZE ...]
-                                   [--out bench-out/constants]
+                                   [--sqlite stdlib|pysqlite3] [--out bench-out/constants]
 
 Each constant below was chosen on one machine, one Python (3.11) and one SQLite (3.40). For each
 interpreter (venvs made as ``matrix.py`` makes them), each round runs every value of every
@@ -32,7 +32,7 @@ CONSTANTS = {
     "flush interval, s (ASYNCTRACK_FLUSH_INTERVAL)": (
         "ASYNCTRACK_FLUSH_INTERVAL", [0.05, 0.01, 0.2], ["async_1m", "sync_log_metric"]),
     "page size of new files, bytes (PAGE_SIZE)": (
-        f"{S}.schema:PAGE_SIZE", [8192, 4096, 16384], ["log_batch", "sync_log_metric"]),
+        f"{S}.schema:PAGE_SIZE", [4096, 8192, 16384], ["log_batch", "sync_log_metric", "async_1m"]),
     "rows committed between WAL checkpoints (CHECKPOINT_ROWS)": (
         f"{S}.writes:CHECKPOINT_ROWS", [20_000, 5_000, 80_000], ["log_batch", "async_1m"]),
     "records per transaction (MAX_BATCH)": (
@@ -42,7 +42,8 @@ FIELDS = {"async_1m": ("points_per_s", True), "log_batch": ("points_per_s", True
           "sync_log_metric": ("call_mean_us", False)}
 
 
-def run(python: str, setting: str, value, workloads: list[str], out: Path) -> dict[str, dict]:
+def run(python: str, setting: str, value, workloads: list[str], out: Path,
+        sqlite: str = "stdlib") -> dict[str, dict]:
     env = dict(os.environ)
     if ":" in setting:
         env["ASYNCTRACK_BENCH_SET"] = f"{setting}={value!r}"
@@ -50,7 +51,7 @@ def run(python: str, setting: str, value, workloads: list[str], out: Path) -> di
         env[setting] = str(value)
     jsonl = out / f"run-{time.time_ns()}.jsonl"
     cmd = [sys.executable, str(BENCH_DIR / "run_all.py"), "--only", "asynctrack", "--no-scaling",
-           "--python", python, "--out", str(jsonl)]
+           "--python", python, "--sqlite", sqlite, "--out", str(jsonl)]
     for w in workloads:
         cmd += ["--workload", w]
     subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", action="append")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--no-venv", action="store_true")
+    parser.add_argument("--sqlite", choices=("stdlib", "pysqlite3"), default="stdlib")
     parser.add_argument("--only", action="append",
                         help="only the constants whose setting contains this (e.g. PAGE_SIZE)")
     parser.add_argument("--out", default="bench-out/constants")
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         for python in pythons:
             for label, (setting, values, workloads) in constants.items():
                 print(f"round {round_no + 1}: {python}: {label}", file=sys.stderr, flush=True)
-                figures = [run(python, setting, v, workloads, out) for v in values]
+                figures = [run(python, setting, v, workloads, out, args.sqlite) for v in values]
                 base = figures[0]
                 for value, results in zip(values, figures):
                     for wl in workloads:

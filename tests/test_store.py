@@ -346,27 +346,30 @@ async def test_delete_tag_and_missing_tag(store):
     )
 
 
-def test_a_new_file_gets_8k_pages_and_an_existing_file_keeps_its_own(tmp_path):
+def test_a_new_file_gets_4k_pages_and_an_existing_file_keeps_its_own(tmp_path):
     from asynctrack import MlflowClient
+    from asynctrack.store._sqlite import schema
 
+    assert schema.PAGE_SIZE == 4096
     MlflowClient(f"sqlite:///{tmp_path}/new.db").create_experiment("x")
     con = sqlite3.connect(tmp_path / "new.db")
-    assert con.execute("PRAGMA page_size").fetchone() == (8192,)
+    assert con.execute("PRAGMA page_size").fetchone() == (4096,)
     con.close()
-    # A file made elsewhere (MLflow makes 4 KiB pages) is used as it is.
+    # A file made elsewhere with other pages (asynctrack before 2026-12 made 8 KiB pages) is
+    # used as it is.
     old = tmp_path / "old.db"
     shutil.copy(tmp_path / "new.db", old)
     con = sqlite3.connect(old)
     con.execute("PRAGMA journal_mode=DELETE")
-    con.execute("PRAGMA page_size=4096")
+    con.execute("PRAGMA page_size=8192")
     con.execute("VACUUM")
-    assert con.execute("PRAGMA page_size").fetchone() == (4096,)
+    assert con.execute("PRAGMA page_size").fetchone() == (8192,)
     con.close()
     client = MlflowClient(f"sqlite:///{old}")
     run = client.create_run(client.create_experiment("y")).info.run_id
     client.log_metric(run, "m", 1.0)
     con = sqlite3.connect(old)
-    assert con.execute("PRAGMA page_size").fetchone() == (4096,)
+    assert con.execute("PRAGMA page_size").fetchone() == (8192,)
     assert con.execute("SELECT count(*) FROM metrics").fetchone() == (1,)
     con.close()
 
