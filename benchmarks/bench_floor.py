@@ -2,8 +2,8 @@
 
 Each workload lets the library create its store (so the file is that library's own, with its
 page size), then works on it with nothing but the standard library's ``sqlite3`` (or the build
-``run_all.py --sqlite`` swapped in): no tracking library, no validation, no queue, rows prepared before the clock
-starts. What remains is SQLite's work on MLflow's tables and indexes (four B-trees per metric
+``run_all.py --sqlite`` swapped in): no tracking library, no validation, no queue, rows
+prepared before the clock starts. What remains is SQLite's work on MLflow's tables and indexes (four B-trees per metric
 point: the table, its primary key, ``index_metrics_run_uuid`` and
 ``index_metrics_run_uuid_key_step``) and the commits' WAL writes. A target above these figures
 cannot be met by any library that writes MLflow's format with this SQLite on this machine.
