@@ -28,7 +28,7 @@ S = "asynctrack.store._sqlite"
 # constant: (how it is set, the values tried with the default first, the workloads it moves)
 CONSTANTS = {
     "GIL hand-off every N records past high water (YIELD_MASK + 1)": (
-        f"{W}:YIELD_MASK", [255, 63, 1023, 2**62 - 1], ["async_1m"]),
+        f"{W}:YIELD_MASK", [63, 255, 1023, 2**62 - 1], ["async_1m"]),
     "flush interval, s (ASYNCTRACK_FLUSH_INTERVAL)": (
         "ASYNCTRACK_FLUSH_INTERVAL", [0.05, 0.01, 0.2], ["async_1m", "sync_log_metric"]),
     "page size of new files, bytes (PAGE_SIZE)": (

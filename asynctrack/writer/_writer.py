@@ -37,7 +37,10 @@ MAX_KEPT_ERRORS = 100_000
 # (5 ms) each time: the writer then crawls (a SQLite insert loop next to a busy thread: 3.2 s
 # -> 16.7 s per 1,000,000 rows here). A short sleep lets it in; 1,000,000 async points end to
 # end went from ~182,000 to ~225,000 points/s on 2 cores. Records below HIGH_WATER never pay it.
-YIELD_MASK = 255
+# Every 64 records (benchmarks/constants.py, against every 256 in the same round): 1,000,000
+# async points 1.00-1.05x on Python 3.11-3.13 here, 1.07x on a 16-core host's 3.12 / SQLite
+# 3.45; every 1,024: 0.94-0.98x; never: 0.83-0.85x on all of them.
+YIELD_MASK = 63
 YIELD_S = 1e-5
 _sleep = time.sleep
 
