@@ -227,8 +227,8 @@ def test_a_producer_past_high_water_hands_over_the_gil_and_only_then(make_writer
     assert sleeps == []
     for step in range(2048):
         w.submit(metric("above", step))
-    # the 2,048 records queued past high water: one sleep per 256 of them
-    assert sleeps == [writer_module.YIELD_S] * (2048 // 256)
+    # the 2,048 records queued past high water: one sleep per YIELD_MASK + 1 (64) of them
+    assert sleeps == [writer_module.YIELD_S] * (2048 // (writer_module.YIELD_MASK + 1))
     w.flush()
     assert len(applied(store)) == 1 + 999 + 2048
 
