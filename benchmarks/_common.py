@@ -167,6 +167,7 @@ def oracle_python() -> str | None:
     for cand in candidates:
         if not cand or not Path(cand).exists():
             continue
+        cand = os.path.abspath(cand)  # children run in a temporary directory; no symlink resolved
         try:
             probe = subprocess.run(
                 [cand, "-c", "import mlflow; print(mlflow.__version__)"],
