@@ -107,7 +107,11 @@ def mlflow_server(root: Path, *, backend_uri: str | None = None, extra: list[str
         "--workers", "1",
         *(extra or []),
     ]
-    return Server(argv, f"http://127.0.0.1:{port}", port, root, backend_uri, artifacts, _env())
+    env = _env()
+    # MLflow 3.18's server also starts a job runner (eight huey consumer processes, ~2 GB) for
+    # its GenAI jobs; tracking needs none of it, and on a 2-CPU CI machine it costs seconds.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    return Server(argv, f"http://127.0.0.1:{port}", port, root, backend_uri, artifacts, env)
 
 
 @pytest.fixture(scope="session")
