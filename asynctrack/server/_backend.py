@@ -78,6 +78,11 @@ class Backend:
         self.client._write(events.UPDATE_RUN, run_id, status, end_time, run_name or None)
         return self.client.get_run(run_id).info
 
+    def log_param(self, run_id: str, key: str, value: str) -> None:
+        """As MLflow's store: its client, not its server, adds the "changing params" hint."""
+        param = v.validate_param(key, value)
+        self.client._writer.submit_wait(events.encode(events.PARAM, run_id, param.key, param.value))
+
     def log_batch(self, run_id: str, metrics: list, params: list, tags: list) -> None:
         metric_objs = [
             Metric(m["key"], m["value"], m["timestamp"], m["step"]) for m in metrics

@@ -11,6 +11,7 @@ from . import _json
 from ._context import Request
 from ._handlers_experiments import request_message
 from ._requests import (
+    body_json,
     assert_array,
     assert_floatlike,
     assert_intlike,
@@ -107,7 +108,7 @@ def log_param(backend, req: Request) -> dict:
         "LogParam",
         {"run_id": [assert_required, assert_string], "key": [assert_required, assert_string], "value": [assert_string]},
     )
-    backend.client.log_param(_run_id(msg), msg.key, msg.value, synchronous=True)
+    backend.log_param(_run_id(msg), msg.key, msg.value)
     return {}
 
 
@@ -289,7 +290,15 @@ def get_metric_history_bulk_interval(backend, req: Request) -> dict:
     return out
 
 
+def search_logged_models(backend, req: Request) -> dict:
+    """asynctrack stores no logged models: every search finds none (MLflow's client asks for
+    them when it lists a run's artifacts)."""
+    body_json(req.method, req.content_type, req.body)
+    return {}
+
+
 ROUTES = [
+    ("/mlflow/logged-models/search", "POST", search_logged_models),
     ("/mlflow/runs/create", "POST", create_run),
     ("/mlflow/runs/get", "GET", get_run),
     ("/mlflow/runs/update", "POST", update_run),
