@@ -164,7 +164,7 @@ def server(
         )
         if not backend_store_uri:
             click.echo(f"Backend store URI not provided. Using {config.backend_store_uri}")
-        serve(config, host, port, workers or 4)
+        serve(config, host, port, 4 if workers is None else workers)
     except (ServerUsageError, ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from None
     return 0
