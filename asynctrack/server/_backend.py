@@ -1,0 +1,147 @@
+"""The server's one client on the backend store, with MLflow's *store* semantics where a
+server's differ from a client's (a run created with the request's user id and start time as
+they are, ``update_run_info`` keeping what is not given, batch limits on the whole request).
+
+Every write goes through the process's one writer (``MlflowClient`` → events → writer), waited
+for: a response is sent once its data is durable, and concurrent requests share group commits.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from typing import Any
+
+from .. import _validation as v
+from .. import events
+from ..client import MlflowClient, _experiment_id_int, _resolve_if_local, validate_run_status
+from ..entities import Metric, Param, RunTag
+from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
+
+_lock = threading.Lock()
+
+
+def open_client(backend_store_uri: str, default_artifact_root: str) -> MlflowClient:
+    """The client on ``backend_store_uri`` whose store gives new experiments
+    ``default_artifact_root`` (MLflow's server passes it to its store the same way)."""
+    from .. import store as store_module
+
+    root = default_artifact_root
+    if "://" not in root and not root.startswith("mlflow-artifacts:"):
+        root = _resolve_if_local(root)
+    if backend_store_uri.startswith("sqlite:"):
+        from ..store._sqlite import SqliteStore
+
+        with _lock:
+            if backend_store_uri not in store_module._stores:
+                store_module._stores[backend_store_uri] = SqliteStore(backend_store_uri, root)
+    return MlflowClient(backend_store_uri)
+
+
+class Backend:
+    """Store-level operations for the handlers, all blocking (run them off the event loop)."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self.client = client
+
+    # -- runs -------------------------------------------------------------------------------
+    def create_run(
+        self, experiment_id: str, user_id: str, start_time: int, tags: list, run_name: str
+    ) -> Any:
+        tag_map = {t["key"]: t["value"] for t in tags}
+        exp = _experiment_id_int(experiment_id or "0")
+        name_tag = tag_map.get("mlflow.runName")
+        if run_name and name_tag and run_name != name_tag:
+            raise MlflowException(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+                f"different values (run_name='{run_name}', mlflow.runName='{name_tag}').",
+                INVALID_PARAMETER_VALUE,
+            )
+        from .._names import generate_run_name
+
+        run_name = run_name or name_tag or generate_run_name()
+        pairs = [[t["key"], t["value"]] for t in tags]
+        if not name_tag:
+            pairs.append(["mlflow.runName", run_name])
+        run_id = uuid.uuid4().hex
+        self.client._write(events.CREATE_RUN, run_id, str(exp), user_id, start_time, pairs, run_name)
+        return self.client.get_run(run_id)
+
+    def update_run_info(
+        self, run_id: str, status: str | None, end_time: int | None, run_name: str | None
+    ) -> Any:
+        run = self.client.get_run(run_id)
+        status = validate_run_status(status or run.info.status)
+        if end_time is None:
+            end_time = run.info.end_time
+        self.client._write(events.UPDATE_RUN, run_id, status, end_time, run_name or None)
+        return self.client.get_run(run_id).info
+
+    def log_param(self, run_id: str, key: str, value: str) -> None:
+        """As MLflow's store: its client, not its server, adds the "changing params" hint."""
+        param = v.validate_param(key, value)
+        self.client._writer.submit_wait(events.encode(events.PARAM, run_id, param.key, param.value))
+
+    def log_batch(self, run_id: str, metrics: list, params: list, tags: list) -> None:
+        metric_objs = [
+            Metric(m["key"], m["value"], m["timestamp"], m["step"]) for m in metrics
+        ]
+        param_objs = [Param(p["key"], p["value"]) for p in params]
+        tag_objs = [RunTag(t["key"], t["value"]) for t in tags]
+        v.validate_run_id(run_id)
+        # The whole request is one store batch in MLflow's server (its client splits, its
+        # store does not): its limits apply to the request as it came.
+        v.validate_batch_log_limits(metric_objs, param_objs, tag_objs)
+        self.client.log_batch(run_id, metric_objs, param_objs, tag_objs, synchronous=True)
+
+    # -- metric history ---------------------------------------------------------------------
+    def metric_history_bulk_interval(
+        self, run_ids: list[str], key: str, max_results: int, start_step: int | None, end_step: int | None
+    ) -> list[tuple[str, Any]]:
+        """MLflow's SqlAlchemyStore sampling: NTILE(max_results) buckets over the ordered
+        points, the first of each, and the last point kept."""
+        if (start_step is None) != (end_step is None):
+            raise MlflowException.invalid_parameter_value(
+                "Both start_step and end_step must be specified together, "
+                "or neither may be specified."
+            )
+        max_results = max(1, max_results)
+        for run_id in run_ids:
+            self.client.get_run(run_id)
+        out: list[tuple[str, Any]] = []
+        for run_id in run_ids:
+            history = self.client.get_metric_history(run_id, key)
+            if start_step is not None:
+                history = [m for m in history if start_step <= m.step <= end_step]
+            ordered = sorted(history, key=_point_order)
+            out.extend((run_id, m) for m in _sample(ordered, max_results))
+        return out
+
+
+def _point_order(m: Any) -> tuple:
+    nan = m.value != m.value
+    return (m.step, m.timestamp, 0.0 if nan else m.value, nan)
+
+
+def _sample(rows: list, n: int) -> list:
+    total = len(rows)
+    if total == 0:
+        return []
+    picked = []
+    base, extra = divmod(total, n)
+    index = 0
+    for bucket in range(min(n, total)):
+        picked.append(rows[index])
+        index += base + (1 if bucket < extra else 0)
+    last = rows[-1]
+    if picked[-1] is not last:
+        if len(picked) >= n:
+            picked[-1] = last
+        else:
+            picked.append(last)
+    return picked
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
