@@ -127,6 +127,27 @@ def _logging_parts(record: tuple) -> tuple[str, list, list, list]:
     return record[2], list(record[3]), list(record[4]), list(record[5])
 
 
+def _single(record: tuple) -> tuple[str, dict | None]:
+    """A lone METRIC, PARAM or TAG record goes to its own endpoint, as MLflow's client sends a
+    synchronous log_metric, log_param or set_tag (and so gets the same error messages)."""
+    op, run_id = record[1], record[2]
+    if op == ev.METRIC:
+        _, _, _, key, value, timestamp, step = record
+        return API_PREFIX + "/mlflow/runs/log-metric", {
+            "run_uuid": run_id, "run_id": run_id, "key": key, "value": _json_float(value),
+            "timestamp": timestamp, "step": step,
+        }
+    if op == ev.PARAM:
+        return API_PREFIX + "/mlflow/runs/log-parameter", {
+            "run_uuid": run_id, "run_id": run_id, "key": record[3], "value": record[4],
+        }
+    if op == ev.TAG:
+        return API_PREFIX + "/mlflow/runs/set-tag", {
+            "run_uuid": run_id, "run_id": run_id, "key": record[3], "value": record[4],
+        }
+    return "", None
+
+
 class _Request:
     """One log-batch request of one run: the records (by index in the batch) it carries."""
 
@@ -347,11 +368,16 @@ class HttpWriter:
                 await self._send(config, records, request, outcomes)
 
     async def _send(self, config, records, request: _Request, outcomes: list) -> None:
-        response = await self._post(config, _LOG_BATCH, request.body())
+        endpoint, body = _LOG_BATCH, None
+        if len(request.indices) == 1:
+            endpoint, body = _single(records[request.indices[0]])
+        if body is None:
+            endpoint, body = _LOG_BATCH, request.body()
+        response = await self._post(config, endpoint, body)
         if self._retryable(response):
-            raise StoreUnavailable(f"{_LOG_BATCH} answered {response.status_code}")
+            raise StoreUnavailable(f"{endpoint} answered {response.status_code}")
         try:
-            verify(response, _LOG_BATCH)
+            verify(response, endpoint)
             return
         except MlflowException as exc:
             error = exc
