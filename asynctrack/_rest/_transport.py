@@ -199,8 +199,8 @@ def _request_kwargs(config: RestConfig, method: str, body: Any, headers: dict | 
     if body is not None:
         if method == "GET":
             kwargs["params"] = body
-        elif isinstance(body, (bytes, bytearray)):
-            kwargs["content"] = body
+        elif isinstance(body, (bytes, bytearray)) or hasattr(body, "read"):
+            kwargs["content"] = body  # an upload: raw bytes, or a file streamed as it is read
         else:
             kwargs["content"] = json.dumps(body, allow_nan=False)
             all_headers["Content-Type"] = "application/json"
