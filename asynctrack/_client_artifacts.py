@@ -68,7 +68,7 @@ def artifact_uri(client: MlflowClient, run_id: str) -> str:
 
 
 def repo(client: MlflowClient, run_id: str) -> ArtifactRepository:
-    return repository_for_uri(artifact_uri(client, run_id))
+    return repository_for_uri(artifact_uri(client, run_id), client.tracking_uri)
 
 
 def _run_async(run_id: str, fn) -> RunOperations:
@@ -287,15 +287,17 @@ def prepare_dst(dst_path: str | None) -> str | None:
     return dst_path
 
 
-def download_from_root(root_uri: str, path: str | None, dst_path: str | None, copy: bool) -> str:
+def download_from_root(
+    root_uri: str, path: str | None, dst_path: str | None, copy: bool, tracking_uri: str | None = None
+) -> str:
     """Download ``path`` of the repository at ``root_uri`` as MLflow does for a ``runs:/`` URI:
     into ``dst_path/<basename(path)>`` (a new temporary directory when None and ``copy``)."""
     if not path:
-        return repository_for_uri(root_uri).download_artifacts("", dst_path)
+        return repository_for_uri(root_uri, tracking_uri).download_artifacts("", dst_path)
     path = validate_path_is_safe(path.rstrip("/")) if path.rstrip("/") else path
     parent, name = posixpath.split(path.rstrip("/"))
     root = append_to_uri_path(root_uri, parent) if parent else root_uri
-    repository = repository_for_uri(root)
+    repository = repository_for_uri(root, tracking_uri)
     if dst_path is None and copy:
         import tempfile  # lazily: import asynctrack stays fast
         dst_path = tempfile.mkdtemp()
@@ -335,4 +337,6 @@ def read_from(repository: ArtifactRepository, path: str, read: Callable[[str], A
 
 def download_artifacts(client, run_id: str, path: str, dst_path: str | None) -> str:
     dst_path = prepare_dst(dst_path)
-    return download_from_root(artifact_uri(client, run_id), path, dst_path, copy=True)
+    return download_from_root(
+        artifact_uri(client, run_id), path, dst_path, copy=True, tracking_uri=client.tracking_uri
+    )

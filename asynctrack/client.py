@@ -214,7 +214,8 @@ class MlflowClient:
         if not name_tag:
             tags[RUN_NAME_TAG] = run_name
         run_id = uuid.uuid4().hex
-        self._write(
+        # A tracking server assigns the run id itself: the record's outcome (None for SQLite).
+        run_id = self._write(
             events.CREATE_RUN,
             run_id,
             str(exp),
@@ -222,7 +223,7 @@ class MlflowClient:
             start_time or _now_ms(),
             [[k, val] for k, val in tags.items()],
             run_name,
-        )
+        ) or run_id
         return self._store.get_run(run_id)
 
     def get_run(self, run_id: str) -> Run:

@@ -17,9 +17,13 @@ def _create(uri: str) -> Store:
         from ._sqlite import SqliteStore
 
         return SqliteStore(uri)
+    if scheme in ("http", "https"):
+        from ._http import HttpStore
+
+        return HttpStore(uri)
     raise MlflowException(
         f"Tracking URI {uri!r} is not supported yet: asynctrack stores to SQLite "
-        "(sqlite:///path/to/mlflow.db).",
+        "(sqlite:///path/to/mlflow.db) or to a tracking server (http:// or https://).",
         INVALID_PARAMETER_VALUE,
     )
 
