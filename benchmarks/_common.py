@@ -411,6 +411,8 @@ def _child_main(argv: list[str]) -> int:
         out["traceback"] = traceback.format_exc(limit=8)[-3000:]
     sys.stdout.write(RESULT_PREFIX + json.dumps(out, default=str) + "\n")
     sys.stdout.flush()
+    if out.get("hung"):
+        os._exit(0)  # threads stuck in the library would hang the interpreter's exit too
     return 0
 
 

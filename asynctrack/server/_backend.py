@@ -95,6 +95,12 @@ class Backend:
         v.validate_batch_log_limits(metric_objs, param_objs, tag_objs)
         self.client.log_batch(run_id, metric_objs, param_objs, tag_objs, synchronous=True)
 
+    def log_batch_plain(self, run_id: str, entries: list[tuple]) -> None:
+        """A log-batch that ``plain_log_batch`` found valid as it is: its record straight to
+        the writer, waited for (what ``log_batch`` does, minus the per-metric objects)."""
+        record = (events.VERSION, events.BATCH, run_id, entries, [], [])
+        self.client._writer.submit_wait(events.encode_record(record), record)
+
     # -- metric history ---------------------------------------------------------------------
     def metric_history_bulk_interval(
         self, run_ids: list[str], key: str, max_results: int, start_step: int | None, end_step: int | None

@@ -10,6 +10,7 @@ from ..exceptions import INVALID_PARAMETER_VALUE, NOT_IMPLEMENTED, MlflowExcepti
 from . import _json
 from ._context import Request
 from ._handlers_experiments import request_message
+from ._plain_batch import plain_log_batch
 from ._requests import (
     body_json,
     assert_array,
@@ -140,6 +141,11 @@ def _fields_present(name: str, required: tuple[str, ...]):
 
 
 def log_batch(backend, req: Request) -> dict:
+    if req.method == "POST":
+        plain = plain_log_batch(body_json(req.method, req.content_type, req.body))
+        if plain is not None:  # the usual request, valid as it is: checked as columns
+            backend.log_batch_plain(*plain)
+            return {}
     msg = request_message(
         req,
         "LogBatch",
