@@ -7,6 +7,7 @@ from ._config import RestConfig
 from ._transport import (
     API_PREFIX,
     AsyncTransport,
+    JsonBody,
     Policy,
     SyncTransport,
     Unreachable,
@@ -18,6 +19,7 @@ from ._transport import (
 __all__ = [
     "API_PREFIX",
     "AsyncTransport",
+    "JsonBody",
     "Policy",
     "RestConfig",
     "SyncTransport",

@@ -189,6 +189,11 @@ def _failure_message(url: str, exc: Exception, timeout: bool) -> str:
     return f"API request to {url} failed with exception {reason}"
 
 
+class JsonBody(bytes):
+    """A request body its caller encoded as JSON already (the writer builds the usual log-batch
+    text in one pass); sent as it is, with JSON's content type."""
+
+
 def _request_kwargs(config: RestConfig, method: str, body: Any, headers: dict | None) -> dict:
     all_headers = {"User-Agent": "asynctrack"}
     if config.authorization:
@@ -199,6 +204,9 @@ def _request_kwargs(config: RestConfig, method: str, body: Any, headers: dict | 
     if body is not None:
         if method == "GET":
             kwargs["params"] = body
+        elif isinstance(body, JsonBody):
+            kwargs["content"] = body
+            all_headers["Content-Type"] = "application/json"
         elif isinstance(body, (bytes, bytearray)) or hasattr(body, "read"):
             kwargs["content"] = body  # an upload: raw bytes, or a file streamed as it is read
         else:
