@@ -99,7 +99,9 @@ def _unsupported_option(name: str, flag: bool = False):
               help="The interface to bind (default: 127.0.0.1, this machine only).")
 @click.option("--port", "-p", envvar="MLFLOW_PORT", type=int, default=5000, help="Port (default: 5000).")
 @click.option("--workers", "-w", envvar="MLFLOW_WORKERS", type=int, default=None,
-              help="Worker processes, each with its own writer on the one store (default: 4).")
+              help="Worker processes, each with its own writer on the one store (default: 1, one "
+                   "writer whose commits every connection shares; MLflow's default is 4, but more "
+                   "writers only contend for SQLite's one write lock: see README).")
 @click.option("--basic-auth-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Require HTTP basic auth: a file of user:password lines "
                    "(or set ASYNCTRACK_SERVER_BASIC_AUTH=user:password).")
@@ -164,7 +166,7 @@ def server(
         )
         if not backend_store_uri:
             click.echo(f"Backend store URI not provided. Using {config.backend_store_uri}")
-        serve(config, host, port, 4 if workers is None else workers)
+        serve(config, host, port, 1 if workers is None else workers)
     except (ServerUsageError, ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from None
     return 0
