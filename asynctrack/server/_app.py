@@ -100,7 +100,8 @@ class App:
                 return
 
     async def _dispatch(self, request: HttpRequest) -> Response:
-        path = request.url.path
+        # The ASGI path, decoded: request.url re-parses it (Starlette < 1.10 cut "a%23b" at the "#").
+        path = request.scope["path"]
         if not _auth.authorized(self.config.basic_auth, path, request.headers.get("authorization")):
             return error_response(_auth.unauthenticated(), {"WWW-Authenticate": 'Basic realm="mlflow"'})
         method = request.method
@@ -160,7 +161,7 @@ class App:
             return method_not_allowed(allowed)
         if not self.config.serve_artifacts:
             return self._disabled(
-                request.url.path,
+                request.scope["path"],
                 "with `--no-serve-artifacts`. To enable artifacts server functionality, run "
                 "`mlflow server` with `--serve-artifacts`",
             )
