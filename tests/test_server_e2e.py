@@ -398,6 +398,19 @@ def test_get_history_bulk_as_mlflow_server(servers):
     assert ours[0][0] == 200 and json.loads(ours[0][2].replace("NaN", "null"))["metrics"][0]["step"] == 7
 
 
+def test_get_history_bulk_refuses_a_non_integer_max_results(servers):
+    """Deliberately not MLflow's answer: MLflow's handler lets int()'s ValueError escape (its
+    500 page); asynctrack server says what is wrong, with MLflow's error JSON."""
+    query = {"run_id": "f" * 32, "metric_key": "m", "max_results": "ten"}
+    path = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+    theirs = httpx.get(servers["mlflow"] + path, params=query)
+    assert theirs.status_code == 500
+    ours = httpx.get(servers["asynctrack"] + path, params=query)
+    body = ours.json()
+    assert ours.status_code == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert body["message"] == "Invalid value 'ten' for parameter 'max_results': it must be an integer."
+
+
 # -- the store hook the server uses ----------------------------------------------------------------
 def test_store_for_uri_takes_the_servers_artifact_root(tmp_path):
     """``store_for_uri(uri, artifact_root=)``: the root of new experiments, fixed at creation."""
