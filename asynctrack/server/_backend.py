@@ -121,7 +121,6 @@ class Backend:
             out.extend((run_id, m) for m in _sample(ordered, max_results))
         return out
 
-
     def metric_history_bulk(self, run_ids: list[str], key: str, max_results: int) -> list[tuple[str, Any]]:
         """MLflow's SqlAlchemyStore.get_metric_history_bulk: the points of ``key`` in the given
         runs (unknown ones have none), by run id, then timestamp, step and value, at most
