@@ -25,7 +25,7 @@ from ._artifacts import Artifacts
 from ._backend import Backend, open_client
 from ._context import Request, ServerConfig
 from ._errors import error_response, method_not_allowed, not_found, unexpected_error_response
-from ._json import dumps
+from ._json import FlaskJson, dumps, flask_dumps
 
 THREADS = 128  # ~100 concurrent clients each with a request in flight, and some to spare
 ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
@@ -56,6 +56,8 @@ class App:
         ]:
             for prefix in ("/api/2.0", "/ajax-api/2.0"):
                 self.routes.setdefault(prefix + path, {})[method] = handler
+        for path, method, handler in _handlers_runs.AJAX_ROUTES:
+            self.routes.setdefault("/ajax-api/2.0" + path, {})[method] = handler
 
     @property
     def backend(self) -> Backend:
@@ -123,6 +125,8 @@ class App:
                                   "functionality, run `mlflow server` without `--artifacts-only`")
         req = await self._read(request)
         result = await self._run(handler, self.backend, req)
+        if isinstance(result, FlaskJson):
+            return Response(flask_dumps(result), media_type="application/json")
         return Response(dumps(result), media_type="application/json")
 
     async def _run(self, fn: Callable, *args: Any) -> Any:

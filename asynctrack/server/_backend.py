@@ -9,33 +9,25 @@ for: a response is sent once its data is durable, and concurrent requests share 
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from typing import Any
 
 from .. import _validation as v
 from .. import events
-from ..client import MlflowClient, _experiment_id_int, _resolve_if_local, validate_run_status
+from ..client import MlflowClient, _experiment_id_int, _now_ms, _resolve_if_local, validate_run_status
 from ..entities import Metric, Param, RunTag
 from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
-
-_lock = threading.Lock()
 
 
 def open_client(backend_store_uri: str, default_artifact_root: str) -> MlflowClient:
     """The client on ``backend_store_uri`` whose store gives new experiments
     ``default_artifact_root`` (MLflow's server passes it to its store the same way)."""
-    from .. import store as store_module
+    from ..store import store_for_uri
 
     root = default_artifact_root
     if "://" not in root and not root.startswith("mlflow-artifacts:"):
         root = _resolve_if_local(root)
-    if backend_store_uri.startswith("sqlite:"):
-        from ..store._sqlite import SqliteStore
-
-        with _lock:
-            if backend_store_uri not in store_module._stores:
-                store_module._stores[backend_store_uri] = SqliteStore(backend_store_uri, root)
+    store_for_uri(backend_store_uri, artifact_root=root)  # the store MlflowClient then shares
     return MlflowClient(backend_store_uri)
 
 
@@ -44,6 +36,17 @@ class Backend:
 
     def __init__(self, client: MlflowClient) -> None:
         self.client = client
+
+    # -- experiments --------------------------------------------------------------------------
+    def create_experiment(self, name: str, artifact_location: str, tags: dict[str, str]) -> str:
+        """As the client's, but an absent location stays the request's "" (MLflow's server
+        hands the proto default to its store, and its duplicate-name error quotes it)."""
+        if artifact_location:
+            return self.client.create_experiment(name, artifact_location, tags)
+        v.validate_experiment_name(name)
+        for key, value in tags.items():
+            v.validate_experiment_tag(key, value)
+        return self.client._write(events.CREATE_EXPERIMENT, name, "", list(tags.items()), _now_ms())
 
     # -- runs -------------------------------------------------------------------------------
     def create_run(
@@ -122,6 +125,20 @@ class Backend:
                 history = [m for m in history if start_step <= m.step <= end_step]
             ordered = sorted(history, key=_point_order)
             out.extend((run_id, m) for m in _sample(ordered, max_results))
+        return out
+
+    def metric_history_bulk(self, run_ids: list[str], key: str, max_results: int) -> list[tuple[str, Any]]:
+        """MLflow's SqlAlchemyStore.get_metric_history_bulk: the points of ``key`` in the given
+        runs (unknown ones have none), by run id, then timestamp, step and value, at most
+        ``max_results`` of them (SQLite's LIMIT: a negative one is no limit)."""
+        store = self.client._read()
+        out: list[tuple[str, Any]] = []
+        for run_id in sorted(set(run_ids)):
+            left = max_results - len(out) if max_results >= 0 else None
+            if left == 0:
+                break
+            history, _ = store.get_metric_history(run_id, key, max_results=left)
+            out.extend((run_id, m) for m in history)
         return out
 
 

@@ -42,7 +42,7 @@ def create_experiment(backend, req: Request) -> dict:
         {"name": [assert_required, assert_string], "artifact_location": [assert_string], "tags": [assert_array]},
     )
     tags = {t.get("key", ""): t.get("value", "") for t in msg.tags}
-    experiment_id = backend.client.create_experiment(msg.name, msg.artifact_location or None, tags)
+    experiment_id = backend.create_experiment(msg.name, msg.artifact_location, tags)
     return {"experiment_id": experiment_id}
 
 

@@ -25,6 +25,7 @@ from ._requests import (
 
 MAX_RUNS_GET_METRIC_HISTORY_BULK = 100
 MAX_RESULTS_PER_RUN = 2500
+MAX_HISTORY_BULK_RESULTS = 25000
 _RUN_ID = {"run_id": [assert_required, assert_string]}
 
 
@@ -296,6 +297,43 @@ def get_metric_history_bulk_interval(backend, req: Request) -> dict:
     return out
 
 
+def get_metric_history_bulk(backend, req: Request) -> dict:
+    """The route MLflow's UI charts with (``/ajax-api`` only): its query string as MLflow's
+    handler reads it, its answer as Flask's ``jsonify`` writes it."""
+    run_ids = [value for name, value in req.query if name == "run_id"]
+    if not run_ids:
+        raise MlflowException(
+            "GetMetricHistoryBulk request must specify at least one run_id.", INVALID_PARAMETER_VALUE
+        )
+    if len(run_ids) > MAX_RUNS_GET_METRIC_HISTORY_BULK:
+        raise MlflowException(
+            f"GetMetricHistoryBulk request cannot specify more than "
+            f"{MAX_RUNS_GET_METRIC_HISTORY_BULK} run_ids. Received {len(run_ids)} run_ids.",
+            INVALID_PARAMETER_VALUE,
+        )
+    args = dict(reversed(req.query))  # the first value of each, as Flask's args.get
+    metric_key = args.get("metric_key")
+    if metric_key is None:
+        raise MlflowException(
+            "GetMetricHistoryBulk request must specify a metric_key.", INVALID_PARAMETER_VALUE
+        )
+    raw = args.get("max_results", str(MAX_HISTORY_BULK_RESULTS))
+    try:
+        max_results = int(raw)
+    except ValueError:  # MLflow: an unhandled ValueError, its 500 page
+        raise MlflowException(
+            f"Invalid value {raw!r} for parameter 'max_results': it must be an integer.",
+            INVALID_PARAMETER_VALUE,
+        ) from None
+    max_results = min(max_results, MAX_HISTORY_BULK_RESULTS)
+    points = backend.metric_history_bulk(run_ids, metric_key, max_results)
+    metrics = [
+        {"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step, "run_id": run_id}
+        for run_id, m in points
+    ]
+    return _json.FlaskJson({"metrics": metrics[:max_results]})
+
+
 def search_logged_models(backend, req: Request) -> dict:
     """asynctrack stores no logged models: every search finds none (MLflow's client asks for
     them when it lists a run's artifacts)."""
@@ -319,4 +357,9 @@ ROUTES = [
     ("/mlflow/runs/log-inputs", "POST", log_inputs),
     ("/mlflow/metrics/get-history", "GET", get_metric_history),
     ("/mlflow/metrics/get-history-bulk-interval", "GET", get_metric_history_bulk_interval),
+]
+
+# Served under /ajax-api/2.0 only, as MLflow serves them.
+AJAX_ROUTES = [
+    ("/mlflow/metrics/get-history-bulk", "GET", get_metric_history_bulk),
 ]

@@ -18,6 +18,16 @@ def dumps(obj: dict[str, Any]) -> str:
     return json.dumps(obj, indent=2)
 
 
+class FlaskJson(dict):
+    """An answer MLflow's server returns as a plain dict, which Flask's ``jsonify`` writes
+    (sorted keys, compact, a trailing newline, NaN as the bare token) instead of
+    ``message_to_json``."""
+
+
+def flask_dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n"
+
+
 def token(value: str | bytes) -> str:
     """A page token as text (the store may hand out its base64 as bytes)."""
     return value.decode("ascii") if isinstance(value, bytes) else value

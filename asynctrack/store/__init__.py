@@ -11,12 +11,17 @@ _stores: dict[str, Store] = {}
 _lock = threading.Lock()
 
 
-def _create(uri: str) -> Store:
+def _create(uri: str, artifact_root: str | None) -> Store:
     scheme = uri.split(":", 1)[0] if ":" in uri else ""
     if scheme == "sqlite":
         from ._sqlite import SqliteStore
 
-        return SqliteStore(uri)
+        return SqliteStore(uri, artifact_root)
+    if artifact_root is not None and scheme in ("http", "https"):
+        raise MlflowException(
+            f"An artifact root cannot be given for {uri!r}: a tracking server chooses its own.",
+            INVALID_PARAMETER_VALUE,
+        )
     if scheme in ("http", "https"):
         from ._http import HttpStore
 
@@ -28,14 +33,26 @@ def _create(uri: str) -> Store:
     )
 
 
-def store_for_uri(uri: str) -> Store:
-    """The process's one store for ``uri`` (stores hold connections: share them)."""
+def store_for_uri(uri: str, artifact_root: str | None = None) -> Store:
+    """The process's one store for ``uri`` (stores hold connections: share them).
+
+    ``artifact_root``: where a SQLite store puts the artifacts of the experiments it creates
+    (MLflow's ``--default-artifact-root``; default ``./mlruns``, made absolute). It is the
+    store's from its creation on, so asking again with another root is an error rather than a
+    silently different root."""
     store = _stores.get(uri)
     if store is None:
         with _lock:
             store = _stores.get(uri)
             if store is None:
-                store = _stores[uri] = _create(uri)
+                store = _stores[uri] = _create(uri, artifact_root)
+                return store
+    if artifact_root is not None and getattr(store, "artifact_root", None) != artifact_root:
+        raise MlflowException(
+            f"The store for {uri!r} is already open in this process with the artifact root "
+            f"{getattr(store, 'artifact_root', None)!r}, not {artifact_root!r}.",
+            INVALID_PARAMETER_VALUE,
+        )
     return store
 
 
