@@ -21,11 +21,23 @@ class StoreUnavailable(Exception):
     held past every retry): nothing of the batch was stored, and the same batch can be applied
     again later. The writer keeps asynchronous records through it instead of failing them.
     ``lasting``: the store knows the cause will not pass within a brief retry (a read-only
-    file), so synchronous callers are told at once."""
+    file), so synchronous callers are told at once. ``retry_after``: the store was told when
+    to come back (a server's Retry-After, in seconds); the writer waits at least that long.
+    ``maybe_stored``: the request reached the store, which did not answer (a timeout): its
+    records may be stored after all (re-sending them is harmless, but a caller must not be told
+    that nothing was stored)."""
 
-    def __init__(self, *args: object, lasting: bool = False) -> None:
+    def __init__(
+        self,
+        *args: object,
+        lasting: bool = False,
+        retry_after: float | None = None,
+        maybe_stored: bool = False,
+    ) -> None:
         super().__init__(*args)
         self.lasting = lasting
+        self.retry_after = retry_after
+        self.maybe_stored = maybe_stored
 
 
 class Store(abc.ABC):

@@ -59,7 +59,10 @@ class Outage:
         give_up = loop.time() + (min(STORE_RETRY_S, 0.5) if stopping else STORE_RETRY_S)
         delay = 0.01
         while failure is not None and not failure.lasting and loop.time() < give_up:
-            await anyio.sleep(min(delay, max(0.0, give_up - loop.time())))
+            wait = max(delay, failure.retry_after or 0.0)
+            if loop.time() + wait > give_up and failure.retry_after:
+                break  # told to come back later than a brief retry waits: an outage
+            await anyio.sleep(min(wait, max(0.0, give_up - loop.time())))
             delay *= 2
             failure, pairs = await self._store_pairs(pairs)
         return failure, pairs
@@ -68,10 +71,14 @@ class Outage:
         """Synchronous callers get a clear error now; asynchronous records are kept."""
         import asyncio  # (the writer's thread imported it: see Writer._start)
 
+        outcome = (
+            "It may have been stored all the same: the request reached the store, which did "
+            "not answer in time." if failure.maybe_stored else "Nothing of this call was stored."
+        )
         error = MlflowException(
-            f"asynctrack could not store this in {self._store.uri}: {failure}. Nothing of this "
-            "call was stored. Asynchronous logging is kept and retried, and spooled to disk if "
-            "the store does not come back before the process ends.",
+            f"asynctrack could not store this in {self._store.uri}: {failure}. {outcome} "
+            "Asynchronous logging is kept and retried, and spooled to disk if the store does "
+            "not come back before the process ends.",
             TEMPORARILY_UNAVAILABLE,
         )
         kept = []
@@ -93,7 +100,7 @@ class Outage:
             self._delay = min(self._delay * 2, RETRY_MAX_DELAY_S)
         self.reason = str(failure)
         self.held.extend(kept)
-        self.retry_at = asyncio.get_running_loop().time() + self._delay
+        self.retry_at = asyncio.get_running_loop().time() + max(self._delay, failure.retry_after or 0.0)
         if len(self.held) > HOLD_MAX:
             self.spill_held()
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from ... import events as ev
 from ..._rest import API_PREFIX, AsyncTransport, JsonBody, RestConfig, Unreachable, verify
+from ..._rest._transport import retry_after_s
 from ..._rest._config import TRANSIENT_STATUSES, UNPROCESSED_STATUSES
 from ...exceptions import MlflowException
 from ..base import StoreUnavailable
@@ -320,7 +321,14 @@ class HttpWriter:
                 config, "POST", endpoint, body, timeout=self._timeout(config)
             )
         except Unreachable as exc:
-            raise StoreUnavailable(str(exc)) from None
+            raise StoreUnavailable(str(exc), maybe_stored=exc.sent) from None
+
+    @staticmethod
+    def _unavailable(config: RestConfig, endpoint: str, response: Any) -> StoreUnavailable:
+        """A retryable answer: the store is unavailable, for as long as Retry-After says when
+        MLflow's client would respect it."""
+        after = retry_after_s(response) if config.respect_retry_after else None
+        return StoreUnavailable(f"{endpoint} answered {response.status_code}", retry_after=after)
 
     @staticmethod
     def _retryable(response: Any) -> bool:
@@ -387,12 +395,12 @@ class HttpWriter:
             if exc.sent and op in _NOT_IDEMPOTENT:
                 # It may have reached the server: MLflow does not send it again either.
                 return MlflowException(str(exc))
-            raise StoreUnavailable(str(exc)) from None
+            raise StoreUnavailable(str(exc), maybe_stored=exc.sent) from None
         if op in _NOT_IDEMPOTENT:
             if response.status_code in UNPROCESSED_STATUSES:
-                raise StoreUnavailable(f"{endpoint} answered {response.status_code}")
+                raise self._unavailable(config, endpoint, response)
         elif self._retryable(response):
-            raise StoreUnavailable(f"{endpoint} answered {response.status_code}")
+            raise self._unavailable(config, endpoint, response)
         try:
             body = verify(response, endpoint)
         except MlflowException as exc:
@@ -434,7 +442,7 @@ class HttpWriter:
             endpoint, body = _LOG_BATCH, request.body()
         response = await self._post(config, endpoint, body)
         if self._retryable(response):
-            raise StoreUnavailable(f"{endpoint} answered {response.status_code}")
+            raise self._unavailable(config, endpoint, response)
         try:
             verify(response, endpoint)
             return
