@@ -192,10 +192,11 @@ def count_points(url: str, run_id: str) -> tuple[int, int]:
 class Probe(threading.Thread):
     """Sends 500-metric log-batch requests back to back into a run of its own, timing each."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, experiment: str = EXPERIMENT) -> None:
         super().__init__(daemon=True)
-        exp = rest(url, "experiments/get-by-name", params={"experiment_name": EXPERIMENT})
+        exp = rest(url, "experiments/get-by-name", params={"experiment_name": experiment})
         self.url = url
+        self.errors = 0
         self.run_id = rest(url, "runs/create", {"experiment_id": exp["experiment"]["experiment_id"],
                                                 "start_time": int(time.time() * 1000)})["run"]["info"]["run_id"]
         self.latencies: list[float] = []
@@ -210,9 +211,30 @@ class Probe(threading.Thread):
             try:
                 rest(self.url, "runs/log-batch", {"run_id": self.run_id, "metrics": metrics})
             except (OSError, urllib.error.HTTPError):
+                self.errors += 1
                 continue
             self.latencies.append(1000 * (time.perf_counter() - t))
             step += 1
+
+
+def virtual_users(url: str, users: int, seconds: float) -> dict:
+    """FastTrackML's k6 scenario: ``users`` virtual users each sending LogMetricBatch500 back to
+    back for ``seconds``; the latencies of all their requests."""
+    experiment = f"vu-{time.time_ns()}"
+    rest(url, "experiments/create", {"name": experiment})
+    probes = [Probe(url, experiment) for _ in range(users)]
+    for p in probes:
+        p.start()
+    time.sleep(seconds)
+    for p in probes:
+        p.stop.set()
+    for p in probes:
+        p.join(120)
+    lat = sorted(x for p in probes for x in p.latencies)
+    if not lat:
+        return {"requests": 0, "errors": sum(p.errors for p in probes)}
+    return {"requests": len(lat), "errors": sum(p.errors for p in probes), "mean_ms": statistics.fmean(lat),
+            "p50_ms": lat[len(lat) // 2], "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
 
 
 # -- the parent -----------------------------------------------------------------------------------
@@ -312,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="points per asynctrack client logging to mlflow server")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes of both servers (default: each its own default: 1 and 4)")
-    parser.add_argument("--only", action="append", choices=("aa", "mm", "am", "ma", "local"),
+    parser.add_argument("--users", type=int, default=20, help="virtual users of the LogMetricBatch500 test")
+    parser.add_argument("--user-seconds", type=float, default=10.0)
+    parser.add_argument("--only", action="append", choices=("aa", "mm", "am", "ma", "local", "vu"),
                         help="run only these pairings (repeatable; default: all, and the reads)")
     parser.add_argument("--read-runs", type=int, default=1_000)
     parser.add_argument("--history", type=int, default=100_000)
@@ -350,6 +374,11 @@ def main(argv: list[str] | None = None) -> int:
                 result["problem"] = verify(None, db, result["run_ids"], points)
             result["points"] = points
             loads[label] = result
+        users = {}
+        if not args.only or "vu" in args.only:
+            for server in ("asynctrack", "mlflow"):
+                print(f"{args.users} virtual users × LogMetricBatch500 → {server} server ...", file=sys.stderr, flush=True)
+                users[server] = virtual_users(servers[server].url, args.users, args.user_seconds)
         read_figures = {}
         for server in ("asynctrack", "mlflow") if not args.only else ():
             url = servers[server].url
@@ -361,14 +390,14 @@ def main(argv: list[str] | None = None) -> int:
         for s in servers.values():
             s.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    report = table(loads, read_figures, args, me, mlflow_py, load_before)
+    report = table(loads, read_figures, users, args, me, mlflow_py, load_before)
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report + "\n")
     return 0
 
 
-def table(loads: dict, read_figures: dict, args, me: str, mlflow_py: str, load_before: float) -> str:
+def table(loads: dict, read_figures: dict, users: dict, args, me: str, mlflow_py: str, load_before: float) -> str:
     """The report. An asynctrack side that lost or duplicated a point is FAILED, with no ratio;
     an MLflow client that lost points keeps its rate (what it stored is what it did), marked."""
     def rate(label: str) -> float | None:
@@ -405,6 +434,14 @@ def table(loads: dict, read_figures: dict, args, me: str, mlflow_py: str, load_b
         if "p50_ms" in r:
             lines.append(f"| log-batch of 500 metrics under the load of {label}: p50 / p99 "
                          f"({r['probe_requests']} requests) | {r['p50_ms']:,.1f} / {r['p99_ms']:,.1f} ms | | |")
+    for server, u in users.items():
+        if u.get("requests"):
+            lines.append(f"| {args.users} virtual users × LogMetricBatch500 → {server} server, {args.user_seconds:g} s: "
+                         f"mean / p50 / p99 ({u['requests']} requests, {u['errors']} errors) | "
+                         f"{u['mean_ms']:,.1f} / {u['p50_ms']:,.1f} / {u['p99_ms']:,.1f} ms | | |")
+    if len(users) == 2 and all(u.get("requests") for u in users.values()):
+        ratio_row("LogMetricBatch500 mean latency: mlflow server ÷ asynctrack server",
+                  users["mlflow"]["mean_ms"], users["asynctrack"]["mean_ms"], None)
     if read_figures:
         for what, field in ((f"`search_runs` of {args.read_runs:,} runs", "search_ms"),
                             (f"`get_metric_history` of {args.history:,} points", "history_ms")):
