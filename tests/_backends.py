@@ -37,13 +37,29 @@ def _has_asynctrack_server() -> bool:
     return True
 
 
+def drain(server: Server) -> None:
+    """Read the server's output as it comes (its last 20,000 characters stay in
+    ``server.output_tail``). ``Server`` pipes it and reads it only when the server dies: a
+    server that logs each request (``mlflow server`` does) blocks once the pipe's buffer is
+    full, which a few hundred requests do, and then answers nothing."""
+    server.output_tail = ""  # type: ignore[attr-defined]
+
+    def read() -> None:
+        for line in server.proc.stdout:
+            server.output_tail = (server.output_tail + line)[-20_000:]  # type: ignore[attr-defined]
+
+    threading.Thread(target=read, daemon=True, name=f"drain-{server.port}").start()
+
+
 def start_all(servers: list[Server]) -> None:
-    """Start ``servers`` in parallel; if one fails, stop the others and raise its error."""
+    """Start ``servers`` in parallel (their output drained); if one fails, stop the others and
+    raise its error."""
     errors: list[BaseException] = []
 
     def start(server: Server) -> None:
         try:
             server.start()
+            drain(server)
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             errors.append(exc)
 
