@@ -239,3 +239,20 @@ def test_fluent_api_over_http(mlflow_server_session, monkeypatch):  # noqa: F811
         assert stored.data.params == {"x": "1", "y": "2"}
     finally:
         asynctrack.set_tracking_uri(None)
+
+
+@pytest.mark.parametrize(
+    "value, stored",
+    [(3, "3"), (2.5, "2.5"), (1e20, "1.0e+20"), (True, "1"), ("s", "s"), (None, "")],
+)
+def test_non_str_tag_values_are_stored_as_sqlite_text(client, value, stored):
+    """MLflow's SQLite store keeps ``tags={"n": 3}`` as "3"; MLflow's server reads a number in
+    a string field as a broken request (it stored '' and dropped the run's name and other
+    tags), so the HTTP store sends the text SQLite makes of the value (MLflow's own client
+    crashes in protobuf instead: tests/test_client_vs_mlflow.py). None is sent as null: ''."""
+    exp = client.create_experiment(f"e-{uuid.uuid4().hex}")
+    run = client.create_run(exp, run_name="named", tags={"n": value, "other": "o"})
+    for got in (run, client.get_run(run.info.run_id)):
+        assert got.data.tags == {"n": stored, "other": "o", "mlflow.runName": "named"}
+        assert got.info.run_name == "named"
+    assert _writes._text(value) == (None if value is None else stored)

@@ -250,3 +250,22 @@ def test_sync_transport_survives_many_threads():
             results = list(pool.map(lambda _: transport.call(config, "GET", "/x"), range(40)))
         transport.close()
     assert len(results) == 40 and len(server.seen) == 40
+
+
+def test_server_errors_are_rest_exceptions_as_mlflows():
+    """An error the server answered with is an MlflowException named RestException, as MLflow's,
+    with the server's JSON: RunOperations.wait lists failures by repr, and MLflow's list says
+    ``RestException('RESOURCE_DOES_NOT_EXIST: ...')`` (tests/test_client_vs_mlflow.py compares it)."""
+    from asynctrack._rest import RestException
+
+    body = {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run 'x' not found"}
+    with ScriptedServer([Reply(404, json.dumps(body))]) as server:
+        with pytest.raises(MlflowException) as raised:
+            MlflowClient(server.url).get_run("a" * 32)
+    e = raised.value
+    assert type(e) is RestException and type(e).__name__ == "RestException"
+    assert (e.error_code, e.message, e.json) == (
+        "RESOURCE_DOES_NOT_EXIST", "RESOURCE_DOES_NOT_EXIST: Run 'x' not found", body
+    )
+    assert repr(e) == "RestException(\"RESOURCE_DOES_NOT_EXIST: Run 'x' not found\")"
+    assert e.get_http_status_code() == 404

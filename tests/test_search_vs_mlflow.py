@@ -17,6 +17,8 @@ import pytest
 
 from asynctrack import MlflowClient
 from asynctrack.entities import ViewType
+from tests._backends import BACKENDS, server_set_fixture
+from tests._servers import fresh_mlflow_server  # noqa: F401
 from tests._search_data import build, build_frames
 from tests.oracle import needs_mlflow, oracle_python, run  # noqa: F401
 
@@ -253,6 +255,8 @@ def _queries(data: dict) -> list[dict]:
 
 
 SEARCH_SCRIPT = r"""
+import os
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # see NO_RETRIES
 import mlflow
 from mlflow import MlflowClient
 client = MlflowClient(ARGS["uri"])
@@ -351,22 +355,85 @@ def _normalize(result):
     return result
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    path = tmp_path_factory.mktemp("search") / "mlflow.db"
-    uri = f"sqlite:///{path}"
-    data = build(uri)
-    queries = _queries(data)
-    oracle = run(
+def _run_aliases(data: dict):
+    """A function replacing the world's run ids (anywhere in a JSON value) by their order of
+    creation: worlds built alike on two servers then compare although uuids differ."""
+    subs = {rid: f"<run:{i}>" for i, rid in enumerate(data["runs"])}
+    pattern = re.compile("|".join(map(re.escape, subs))) if subs else None
+
+    def norm(obj):
+        text = json.dumps(obj)
+        return json.loads(pattern.sub(lambda m: subs[m.group(0)], text)) if pattern else obj
+
+    return norm
+
+
+def _oracle_search(uri: str, cwd, data: dict, queries: list[dict]) -> dict:
+    """MLflow's client's answers for the world at ``uri``, its run ids aliased."""
+    out = run(
         SEARCH_SCRIPT,
-        cwd=path.parent,
+        cwd=cwd,
         uri=uri,
         queries=queries,
         walks=WALKS,
         exps=data["experiments"],
         exp_queries=_exp_queries(),
     )
-    return {"uri": uri, "data": data, "queries": queries, "oracle": oracle}
+    return _run_aliases(data)(out)
+
+
+def _world(uri: str, cwd, judge_uri: str | None = None, judge_cwd=None) -> dict:
+    """asynctrack fills ``uri`` (tests/_search_data.py); MLflow's client searches it there (the
+    judge). With ``judge_uri``, asynctrack fills an identical world there too, which MLflow's
+    client searches ("mlflow_server": runs tied on the sort keys come in run-id order, and ids
+    are random, so only what does not depend on ties compares across the two servers)."""
+    data = build(uri)
+    queries = _queries(data)
+    world = {"uri": uri, "data": data, "queries": queries, "norm": _run_aliases(data), "cwd": cwd}
+    world["oracle"] = _oracle_search(uri, cwd, data, queries)
+    if judge_uri is not None:
+        judge_data = build(judge_uri)
+        world["mlflow_server"] = _oracle_search(judge_uri, judge_cwd, judge_data, _queries(judge_data))
+    return world
+
+
+@pytest.fixture(scope="module")
+def sqlite_world(tmp_path_factory):
+    path = tmp_path_factory.mktemp("search") / "mlflow.db"
+    return _world(f"sqlite:///{path}", path.parent)
+
+
+servers = server_set_fixture()
+
+
+@pytest.fixture(scope="module")
+def server_worlds(tmp_path_factory, servers):
+    """``http``: asynctrack fills ``mlflow server``, both clients search it. ``asynctrack-server``:
+    the same on ``asynctrack server``, and MLflow's client there is compared with MLflow's
+    client on an identical world in ``mlflow server``."""
+    worlds = {"http": _world(servers.ours["http"].url, tmp_path_factory.mktemp("search-http"))}
+    if servers.has("asynctrack-server"):
+        worlds["asynctrack-server"] = _world(
+            servers.ours["asynctrack-server"].url, tmp_path_factory.mktemp("search-at"),
+            servers.theirs["http"].url, tmp_path_factory.mktemp("search-judge"),
+        )
+    return worlds
+
+
+# Some bad queries make a server answer 500, which MLflow's client (and asynctrack's, as
+# MLflow's) retries for minutes before giving up with the same error: neither side retries here.
+NO_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+
+
+@pytest.fixture(params=BACKENDS)
+def world(request, monkeypatch):
+    backend = request.param
+    for name, value in NO_RETRIES.items():
+        monkeypatch.setenv(name, value)
+    if backend == "sqlite":
+        return {"backend": backend, **request.getfixturevalue("sqlite_world")}
+    request.getfixturevalue("servers").require(backend)
+    return {"backend": backend, **request.getfixturevalue("server_worlds")[backend]}
 
 
 def _ours_runs(client, q):
@@ -385,7 +452,7 @@ def test_search_runs_same_ids_order_tokens_and_errors(world):
     client = MlflowClient(world["uri"])
     mismatches = []
     for q, theirs in zip(world["queries"], world["oracle"]["runs"]):
-        ours = _normalize(_ours_runs(client, q))
+        ours = _normalize(world["norm"](_ours_runs(client, q)))
         if ours != _normalize(theirs):
             mismatches.append((q, ours, theirs))
     assert not mismatches, json.dumps(mismatches[:5], indent=1)
@@ -406,7 +473,7 @@ def test_search_runs_pages_same_as_mlflow(world):
             token = page.token
             if not token:
                 break
-        assert pages == theirs
+        assert world["norm"](pages) == theirs
         ids = [i for p in pages for i in p[0]]
         assert len(ids) == len(set(ids))  # every run exactly once
 
@@ -426,7 +493,7 @@ def test_search_runs_contents_same_as_mlflow(world):
         }
         for r in client.search_runs(world["data"]["experiments"], "", 3, 1000, ["metrics.m1"])
     ]
-    assert json.loads(json.dumps(ours)) == world["oracle"]["contents"]
+    assert world["norm"](ours) == world["oracle"]["contents"]
 
 
 def test_search_experiments_same_as_mlflow(world):
@@ -447,6 +514,52 @@ def test_search_experiments_same_as_mlflow(world):
         for e in client.search_experiments(view_type=3)
     ]
     assert ours == world["oracle"]["experiments"]
+
+
+def _untied(query, result):
+    """A search answer without what depends on how ties are broken (by random run id): the
+    set of runs where the answer is whole, else their number; errors whole. Where the query
+    involves run names, which MLflow generates at random for runs without one, nothing."""
+    if "run_name" in json.dumps(query).lower().replace(" ", "_"):
+        return None
+    if isinstance(result, dict) and "ids" in result:
+        if query.get("page_token") or result["token"] is not None or query.get("run_id_filter"):
+            return {"count": len(result["ids"]), "more": result["token"] is not None}
+        return {"ids": sorted(result["ids"])}
+    return _normalize(result)
+
+
+def test_mlflow_client_searches_asynctrack_server_as_mlflow_server(server_worlds, servers):
+    """MLflow's own client gets the same answers from ``asynctrack server`` as from ``mlflow
+    server`` holding an identical world: errors, runs found, pages, contents, experiments
+    (the order of tied runs aside: see ``_world``; test_search_runs_* check the order on one
+    server)."""
+    servers.require("asynctrack-server")
+    world = server_worlds["asynctrack-server"]
+    ours, theirs = world["oracle"], world["mlflow_server"]
+    mismatches = [
+        (q, a, b) for q, a, b in zip(world["queries"], ours["runs"], theirs["runs"]) if _untied(q, a) != _untied(q, b)
+    ]
+    assert not mismatches, json.dumps(mismatches[:5], indent=1)
+    mismatches = [
+        (q, a, b) for q, a, b in zip(_exp_queries(), ours["exps"], theirs["exps"]) if _normalize(a) != _normalize(b)
+    ]
+    assert not mismatches, json.dumps(mismatches[:5], indent=1)
+    for walk_ours, walk_theirs in zip(ours["walks"], theirs["walks"]):
+        assert len(walk_ours) == len(walk_theirs)
+        assert sorted(i for p in walk_ours for i in p[0]) == sorted(i for p in walk_theirs for i in p[0])
+    def by_id(contents):
+        """Sorted by run, without the (random) generated names."""
+        out = []
+        for c in sorted(contents, key=lambda c: c["info"]["run_id"]):
+            info = {k: v for k, v in c["info"].items() if k != "run_name"}
+            tags = {k: v for k, v in c["tags"].items() if k != "mlflow.runName"}
+            out.append({**c, "info": info, "tags": tags})
+        return out
+
+    assert by_id(ours["contents"]) == by_id(theirs["contents"])
+    timeless = lambda exps: [{k: v for k, v in e.items() if k not in ("created", "updated")} for e in exps]  # noqa: E731
+    assert timeless(ours["experiments"]) == timeless(theirs["experiments"])
 
 
 # -- module-level search_runs / search_experiments, DataFrames included -----------------------
@@ -518,6 +631,8 @@ def fluent(m, uri, exps):
 '''
 
 FLUENT_SCRIPT = FLUENT + r'''
+import os
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # see NO_RETRIES
 import mlflow
 _out(fluent(mlflow, ARGS["uri"], ARGS["exps"]))
 '''
@@ -554,10 +669,10 @@ def test_fluent_search_same_as_mlflow(world, fluent):
 
     exps = world["data"]["experiments"]
     uri = world["uri"]
-    theirs = run(FLUENT_SCRIPT, cwd=uri[len("sqlite:///"):].rsplit("/", 1)[0], uri=uri, exps=exps)
+    theirs = world["norm"](run(FLUENT_SCRIPT, cwd=world["cwd"], uri=uri, exps=exps))
     ns: dict = {}
     exec(FLUENT, ns)
-    ours = json.loads(json.dumps(ns["fluent"](asynctrack, uri, exps)))
+    ours = world["norm"](ns["fluent"](asynctrack, uri, exps))
     ours, theirs = _comparable(ours, theirs)
     for key in theirs:
         assert ours[key] == theirs[key], key
@@ -571,13 +686,22 @@ _out({name: frame(mlflow.search_runs(experiment_ids=[e])) for name, e in ARGS["e
 '''
 
 
-def test_fluent_frames_same_as_mlflow(tmp_path, fluent):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fluent_frames_same_as_mlflow(backend, tmp_path, fluent, request):
     """DataFrames of awkward runs (tests/_search_data.py's ``build_frames``): keys missing from
-    some runs, NaN metrics, running runs, a time column with no time at all, no runs."""
+    some runs, NaN metrics, running runs, a time column with no time at all, no runs. Over
+    HTTP both clients read one server of this test's own (``mlflow server``, or ``asynctrack
+    server`` read by MLflow's client too)."""
     pytest.importorskip("pandas")
     import asynctrack
 
-    uri = f"sqlite:///{tmp_path / 'frames.db'}"
+    if backend == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'frames.db'}"
+    elif backend == "http":
+        uri = request.getfixturevalue("fresh_mlflow_server").url
+    else:  # the one server of the module's set that no other test uses
+        request.getfixturevalue("servers").require(backend)
+        uri = request.getfixturevalue("servers").theirs[backend].url
     made = build_frames(uri)
     exps = {name: made[name] for name in ("mixed", "running", "empty")}
     theirs = run(FRAMES_SCRIPT, cwd=tmp_path, uri=uri, exps=exps)

@@ -132,6 +132,16 @@ def _json_object(text: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+class RestException(MlflowException):
+    """An error the server answered with, as MLflow's ``RestException``: an MlflowException
+    whose message is "<CODE>: <message>", that keeps the server's JSON in ``json``, and whose
+    name shows where errors are listed by repr (RunOperations.wait's message, as MLflow's)."""
+
+    def __init__(self, json: dict, message: str, error_code: str, **kwargs: Any) -> None:
+        super().__init__(message, error_code, **kwargs)
+        self.json = json
+
+
 def rest_error(body: dict) -> MlflowException:
     """MLflow's RestException: "<CODE>: <message>" with the server's code."""
     code = body.get("error_code") or "INTERNAL_ERROR"
@@ -145,7 +155,7 @@ def rest_error(body: dict) -> MlflowException:
             name = "INTERNAL_ERROR"
     sqlstate = body.get("sqlstate") or None
     error_class = body.get("error_class") or None
-    return MlflowException(message, name, sqlstate=sqlstate, error_class=error_class)
+    return RestException(body, message, name, sqlstate=sqlstate, error_class=error_class)
 
 
 def verify(response: Any, endpoint: str) -> dict:

@@ -17,6 +17,7 @@ retryable status, the whole batch is ``StoreUnavailable`` (the writer holds, ret
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -68,8 +69,23 @@ def _json_float(value: float) -> Any:
     return "Infinity" if value > 0 else "-Infinity"
 
 
+def _text(value: Any) -> Any:
+    """A tag value as MLflow's JSON needs it: a string. The client passes other values through
+    (MLflow's SQLite store keeps ``tags={"n": 1}`` as "1"), and MLflow's server reads a number
+    in a string field as a broken request (it stored '' and dropped the run's other fields), so
+    non-strings are sent as the text SQLite makes of them (1.0e+20, True -> "1"), the same as
+    asynctrack (and MLflow) store in a SQLite file. None stays null, which the server stores
+    as ''."""
+    if value is None or isinstance(value, str):
+        return value
+    import sqlite3  # rare: only values that are not strings
+
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        return db.execute("SELECT CAST(? AS TEXT)", (value,)).fetchone()[0]
+
+
 def _tags(pairs: Sequence) -> list[dict]:
-    return [{"key": k, "value": v} for k, v in pairs]
+    return [{"key": k, "value": _text(v)} for k, v in pairs]
 
 
 def lifecycle_body(record: tuple) -> dict:
@@ -140,11 +156,11 @@ def _single(record: tuple) -> tuple[str, dict | None]:
         }
     if op == ev.PARAM:
         return API_PREFIX + "/mlflow/runs/log-parameter", {
-            "run_uuid": run_id, "run_id": run_id, "key": record[3], "value": record[4],
+            "run_uuid": run_id, "run_id": run_id, "key": record[3], "value": _text(record[4]),
         }
     if op == ev.TAG:
         return API_PREFIX + "/mlflow/runs/set-tag", {
-            "run_uuid": run_id, "run_id": run_id, "key": record[3], "value": record[4],
+            "run_uuid": run_id, "run_id": run_id, "key": record[3], "value": _text(record[4]),
         }
     return "", None
 

@@ -13,8 +13,10 @@ import re
 import urllib.parse
 
 from ..._rest import Policy, RestConfig, SyncTransport, Unreachable, unreachable_error, verify
+from ..._validation import bad_path_message
 from ...entities import FileInfo
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
+from ._paths import path_not_unique
 from .base import ArtifactRepository
 
 ARTIFACTS_ROOT = "/api/2.0/mlflow-artifacts/artifacts"
@@ -145,13 +147,10 @@ class HttpArtifactRepository(ArtifactRepository):
 
 
 def _check_artifact_path(artifact_path: str | None) -> None:
-    """MLflow's verify_artifact_path."""
-    if artifact_path and posixpath.normpath(artifact_path).startswith(("/", "..")):
-        raise MlflowException(
-            f"Invalid artifact path: '{artifact_path}'. {artifact_path!r} is not a valid "
-            "artifact path.",
-            INVALID_PARAMETER_VALUE,
-        )
+    """MLflow's ``artifact_repo.verify_artifact_path``, which its HttpArtifactRepository calls
+    (its words, and its INTERNAL_ERROR: the local repository's message differs)."""
+    if artifact_path and path_not_unique(artifact_path):
+        raise MlflowException(f"Invalid artifact path: '{artifact_path}'. {bad_path_message(artifact_path)}")
 
 
 def http_repository(artifact_uri: str, tracking_uri: str | None = None) -> HttpArtifactRepository:
