@@ -153,7 +153,7 @@ class MlflowClient:
     ) -> str:
         v.validate_experiment_artifact_location(artifact_location)
         v.validate_experiment_name(name)
-        if artifact_location:
+        if artifact_location and not self._store.remote:  # a server resolves it on its side
             artifact_location = _resolve_if_local(artifact_location)
             v.validate_experiment_artifact_location_length(artifact_location)
         tag_pairs = list((tags or {}).items())
@@ -164,6 +164,8 @@ class MlflowClient:
         )
 
     def get_experiment(self, experiment_id: str) -> Experiment:
+        if not experiment_id and self._store.remote:  # the server's answer, as MLflow's client
+            return self._read().get_experiment(experiment_id)
         return self._read().get_experiment(_experiment_id_int(experiment_id or "0"))
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:

@@ -267,8 +267,6 @@ def test_same_errors_as_mlflow(store):
         "table_data": error_of(client.log_table, rid, [1], "t.json"),
         "unknown_run": error_of(client.log_text, "0" * 32, "x", "t.txt"),
     }
-    if store.backend == "asynctrack-server":  # test_asynctrack_server_refuses_reserved_names
-        del theirs["reserved"], mine["reserved"]
     if store.server is not None:
         for name in ("reserved", "list_escape"):
             if name in theirs:
@@ -281,12 +279,9 @@ def test_same_errors_as_mlflow(store):
     assert mine == theirs
 
 
-@pytest.mark.xfail(strict=True, reason="asynctrack server bug: its artifact proxy stores a file "
-                   "named '.artifact.uploading.*', which mlflow server refuses as reserved "
-                   "(INVALID_PARAMETER_VALUE, 400)")
 def test_asynctrack_server_refuses_reserved_names(servers, tmp_path):
     """MLflow's client logging a reserved name through ``asynctrack server``'s proxy is refused
-    as through ``mlflow server``'s (asynctrack/server/ is not this module's to fix)."""
+    as through ``mlflow server``'s."""
     servers.require("asynctrack-server")
     outcomes = []
     for server in (servers.ours["http"], servers.ours["asynctrack-server"]):

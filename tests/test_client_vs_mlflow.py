@@ -695,32 +695,12 @@ REFUSED_HERE: dict[str, set[str]] = {
 # Calls where asynctrack's client is wrong, per (backend, scenario, label): excluded from the
 # scenario's comparison and checked on their own by test_known_bug (strict xfail: it fails
 # loudly once the bug is fixed, to be removed here).
-_RELATIVE = (
-    "asynctrack's client makes a relative artifact_location absolute against its own working "
-    "directory before sending; MLflow's client sends it as given and the server resolves it "
-    "(asynctrack/client.py create_experiment: resolve only for non-HTTP stores)"
-)
-_EMPTY_ID = (
-    "asynctrack's client reads an empty or None experiment id as Default's ('0'), as MLflow's "
-    "SQLite store does; MLflow's client over HTTP sends it and the server refuses it "
-    "(asynctrack/client.py get_experiment: `experiment_id or \"0\"` only for non-HTTP stores)"
-)
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
-    **{(b, "experiments", "get b"): _RELATIVE for b in SERVER_BACKENDS},
-    **{(b, "experiments", label): _EMPTY_ID for b in SERVER_BACKENDS for label in ("get empty id", "get None id")},
-}
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 # Calls where MLflow's client gets something else from ``asynctrack server`` than from
 # ``mlflow server`` (asynctrack/server/ is not this module's to fix): (scenario, label) -> why.
 # Checked on their own by test_known_server_bug (strict xfail).
-_NONE_LOCATION = (
-    "the duplicate-name message quotes the SQL parameters: asynctrack's server binds None for "
-    "an absent artifact_location where MLflow's server binds '' (the proto field's default)"
-)
-SERVER_BUGS: dict[tuple[str, str], str] = {
-    ("experiments", "create a again"): _NONE_LOCATION,
-    ("experiments", "create with deleted exp's name"): _NONE_LOCATION,
-}
+SERVER_BUGS: dict[tuple[str, str], str] = {}
 
 
 # ------------------------------------------------------------------------------------ plumbing

@@ -45,6 +45,10 @@ class Store(abc.ABC):
 
     uri: str
 
+    # A store across a network (HTTP): the server, not the client, reads an empty experiment
+    # id and resolves a relative artifact location, as MLflow's RestStore leaves both to it.
+    remote: bool = False
+
     @property
     def replay_uri(self) -> str:
         """The URI a spool file records, so that a replay from any directory finds this store."""

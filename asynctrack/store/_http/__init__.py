@@ -28,6 +28,8 @@ _VIEW_TYPES = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}
 class HttpStore(Store):
     """A tracking server at ``uri`` (http:// or https://)."""
 
+    remote = True
+
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._host = uri.rstrip("/")
@@ -67,6 +69,7 @@ class HttpStore(Store):
 
     # -- reads --------------------------------------------------------------------------------
     def get_experiment(self, experiment_id: str) -> Experiment:
+        # str(None) as MLflow's client sends it: the server names what is wrong with it.
         body = self._call("GET", "/mlflow/experiments/get", {"experiment_id": str(experiment_id)})
         return js.experiment(body.get("experiment") or {})
 
