@@ -367,11 +367,16 @@ class HttpWriter:
         import asyncio  # the writer's thread imported it
 
         config = self._config()
-        block = records if isinstance(records, ev.MetricBlock) else None
-        records = list(records)
-        outcomes: list[Any] = [None] * len(records)
-        done: dict[tuple, Any] = {}
         semaphore = asyncio.Semaphore(MAX_IN_FLIGHT)
+        outcomes: list[Any] = [None] * len(records)
+        chains = pack_block(records) if isinstance(records, ev.MetricBlock) else None
+        if chains is not None:  # metric points only: no tuple built per record
+            await self._log(config, records, chains, outcomes, semaphore)
+            if on_commit is not None:
+                on_commit(outcomes)
+            return outcomes
+        records = list(records)
+        done: dict[tuple, Any] = {}
         try:
             i = 0
             while i < len(records):
@@ -379,9 +384,7 @@ class HttpWriter:
                     j = i
                     while j < len(records) and records[j][1] in ev.LOGGING_OPS:
                         j += 1
-                    chains = pack_block(block) if block is not None else None
-                    if chains is None:
-                        chains = pack(records, list(range(i, j)))
+                    chains = pack(records, list(range(i, j)))
                     await self._log(config, records, chains, outcomes, semaphore)
                     i = j
                 else:
