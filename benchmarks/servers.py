@@ -16,7 +16,8 @@ On one machine, over one SQLite build, in one run:
   every run's points are counted back through the server: a pairing that lost or duplicated a
   point shows FAILED;
 * while each load runs, a probe sends ``runs/log-batch`` requests of 500 metrics (FastTrackML's
-  ``LogMetricBatch500``) and times each: p50 and p99 under load;
+  ``LogMetricBatch500``), one every 0.1 s at most (paced, so that it adds the same small load
+  to either server), and times each: p50 and p99 under load;
 * ``search_runs`` of 1,000 runs and ``get_metric_history`` of 100,000 points through each server,
   with each client.
 
@@ -50,6 +51,7 @@ sys.path.insert(0, str(BENCH_DIR))
 from _common import child_env, oracle_python  # noqa: E402
 
 EXPERIMENT = "servers-bench"
+PROBE_INTERVAL_S = 0.1  # the under-load probe: at most ten LogMetricBatch500 requests a second
 RESULT = "ASYNCTRACK-SERVERS-RESULT "  # MLflow prints its own lines ("View run ...") on stdout
 
 
@@ -190,10 +192,12 @@ def count_points(url: str, run_id: str) -> tuple[int, int]:
 
 # -- the probe: log-batch latency under load -------------------------------------------------------
 class Probe(threading.Thread):
-    """Sends 500-metric log-batch requests back to back into a run of its own, timing each."""
+    """Sends 500-metric log-batch requests into a run of its own, timing each: back to back
+    (the virtual users), or one every ``interval`` seconds at most (the probe under a load)."""
 
-    def __init__(self, url: str, experiment: str = EXPERIMENT) -> None:
+    def __init__(self, url: str, experiment: str = EXPERIMENT, interval: float = 0.0) -> None:
         super().__init__(daemon=True)
+        self.interval = interval  # seconds from one request's start to the next's; 0: back to back
         exp = rest(url, "experiments/get-by-name", params={"experiment_name": experiment})
         self.url = url
         self.errors = 0
@@ -205,6 +209,10 @@ class Probe(threading.Thread):
     def run(self) -> None:
         step = 0
         while not self.stop.is_set():
+            if self.interval and self.latencies:
+                self.stop.wait(max(0.0, self.interval - self.latencies[-1] / 1000))
+                if self.stop.is_set():
+                    break
             now = int(time.time() * 1000)
             metrics = [{"key": f"probe{i}", "value": float(i), "timestamp": now, "step": step} for i in range(500)]
             t = time.perf_counter()
@@ -254,7 +262,9 @@ def run_load(client_py: str, impl: str, uri: str, clients: int, points: int, pro
         line = p.stdout.readline()
         if line.strip() != "READY":
             raise RuntimeError(f"{impl} client did not start: {line!r}")
-    probe = Probe(probe_url) if probe_url else None
+    # Paced, not back to back: the probe measures the load's latency without adding a load of
+    # its own that grows with the server's speed (a fast server would be sent more).
+    probe = Probe(probe_url, interval=PROBE_INTERVAL_S) if probe_url else None
     if probe:
         probe.start()
     for p in procs:
