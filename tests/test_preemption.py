@@ -156,6 +156,31 @@ def test_a_fork_child_gets_the_default_sigterm_back(tmp_path):
     assert out.returncode == 0, out.stderr
 
 
+def test_a_fork_child_signalled_before_its_hooks_leave_the_parents_run_alone(tmp_path):
+    """Pool.terminate() can signal a fork child while it still runs the after-fork hooks that
+    come before asynctrack's SIGTERM reset (it hung in CI, ending the parent's run KILLED):
+    the inherited handler then only dies, as the default action would."""
+    script = textwrap.dedent("""
+        import os, signal, time
+        # Registered before asynctrack's own hooks, so it runs first in the child.
+        os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), signal.SIGTERM))
+        import asynctrack as mlflow
+        with mlflow.start_run(run_name="parent") as run:
+            mlflow.log_metric("m", 1.0, synchronous=False)
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(30)  # the signal must have ended it long before
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, status
+            assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == "RUNNING"
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    assert _stored(tmp_path) == (1, [("FINISHED",)], "ok")
+
+
 ENDING = textwrap.dedent("""
     import asynctrack as mlflow
     mlflow.start_run(run_name="job")

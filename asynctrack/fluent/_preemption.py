@@ -20,7 +20,16 @@ from ._runs import KILLED, end_all_runs
 _logger = logging.getLogger("asynctrack")
 
 
+_installed_in: int | None = None  # the pid that installed the handler
+
+
 def _on_sigterm(signum: int, frame) -> None:
+    if os.getpid() != _installed_in:
+        # A fork child, signalled before its after-fork hook gave SIGTERM back (another hook,
+        # a writer's reset, ran first): its runs are the parent's, not its own to end KILLED.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     if defer_signal_inside_direct_write(signum):
         return  # raised again as soon as the interrupted write is committed
     try:
@@ -54,6 +63,8 @@ def install() -> bool:
     try:
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return False
+        global _installed_in
+        _installed_in = os.getpid()
         signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError, AttributeError):
         return False
