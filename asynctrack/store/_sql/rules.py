@@ -15,7 +15,7 @@ from typing import Any
 
 from ... import events as ev
 from ..._validation import MAX_FLOAT_VALUE as MAX_FLOAT
-from ..._validation import sanitize_metric_value
+from ..._validation import sanitize_metric_value as sanitize_metric_value  # the scalar rule
 from ...entities import LifecycleStage
 from ...exceptions import (
     BAD_REQUEST,
@@ -42,17 +42,6 @@ LATEST_ORDER = ("step", "timestamp", "value")
 # record stays one flat tuple a store binds as it is.
 NAN_MARK = -1
 _INFS = (float("inf"), float("-inf"))
-
-__all__ = [
-    "ACTIVE",
-    "DELETED",
-    "LATEST_ORDER",
-    "MAX_FLOAT",
-    "NAN_MARK",
-    "POINT_IDENTITY",
-    "RUN_NAME_TAG",
-    "sanitize_metric_value",
-]
 
 
 # -- errors, in MLflow's words ---------------------------------------------------------------
