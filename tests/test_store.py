@@ -161,22 +161,24 @@ async def test_identical_point_is_stored_once(store):
     assert rows(store, "SELECT count(*) FROM metrics") == [(2,)]
 
 
+# (value, timestamp, step) of points logged in turn, and the one latest_metrics keeps (also the
+# rules' own test, tests/test_store_rules.py)
+LATEST_CASES = [
+    # highest step wins, even when logged earlier in time
+    ([(1.0, 500, 2), (2.0, 900, 1)], (1.0, 500, 2)),
+    # equal steps: the later timestamp wins
+    ([(1.0, 500, 2), (2.0, 400, 2)], (1.0, 500, 2)),
+    ([(1.0, 400, 2), (2.0, 500, 2)], (2.0, 500, 2)),
+    # equal step and timestamp: the higher value wins
+    ([(3.0, 500, 2), (2.0, 500, 2)], (3.0, 500, 2)),
+    ([(2.0, 500, 2), (3.0, 500, 2)], (3.0, 500, 2)),
+    # negative steps are steps too
+    ([(1.0, 500, -5), (2.0, 100, -1)], (2.0, 100, -1)),
+]
+
+
 @pytest.mark.asyncio
-@pytest.mark.parametrize(
-    "points, expected",
-    [
-        # (value, timestamp, step): highest step wins, even when logged earlier in time
-        ([(1.0, 500, 2), (2.0, 900, 1)], (1.0, 500, 2)),
-        # equal steps: the later timestamp wins
-        ([(1.0, 500, 2), (2.0, 400, 2)], (1.0, 500, 2)),
-        ([(1.0, 400, 2), (2.0, 500, 2)], (2.0, 500, 2)),
-        # equal step and timestamp: the higher value wins
-        ([(3.0, 500, 2), (2.0, 500, 2)], (3.0, 500, 2)),
-        ([(2.0, 500, 2), (3.0, 500, 2)], (3.0, 500, 2)),
-        # negative steps are steps too
-        ([(1.0, 500, -5), (2.0, 100, -1)], (2.0, 100, -1)),
-    ],
-)
+@pytest.mark.parametrize("points, expected", LATEST_CASES)
 async def test_latest_metric_is_highest_step_then_timestamp_then_value(store, points, expected):
     run_id = await new_run(store)
     # once within one batch, once across batches: both must agree

@@ -1,4 +1,4 @@
-"""The store's bulk metric paths (writes.py): plain METRIC runs bound with no Python work per
+"""The store's bulk metric paths (_bulk.py): plain METRIC runs bound with no Python work per
 point, BATCH metrics bound behind their run id, latest_metrics taken from SQL. Whatever the
 path, what is stored must be what binding each point on its own stores, and latest_metrics
 must follow MLflow's rule (highest (step, timestamp, value), the first logged among equals)."""
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from asynctrack import events as ev
 from asynctrack.store._sqlite import SqliteStore
-from asynctrack.store._sqlite import writes
+from asynctrack.store._sqlite import _bulk, writes
 from tests._store_fixtures import new_run, rec, rows, store  # noqa: F401 (fixture)
 
 MAX = 1.7976931348623157e308
@@ -134,10 +134,10 @@ async def test_malformed_metric_record_fails_alone(store):
 @pytest.mark.skipif(not hasattr(sqlite3.Connection, "setlimit"), reason="sqlite3 has no setlimit before Python 3.11")
 def test_row_sizes_respect_the_parameter_limit():
     con = sqlite3.connect(":memory:")
-    assert writes._row_sizes(con, 7)[-1] == 1
+    assert _bulk._row_sizes(con, 7)[-1] == 1
     con.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
-    assert max(writes._row_sizes(con, 7)) * 7 < 999
-    assert max(writes._row_sizes(con, 4)) * 4 + 1 <= 999
+    assert max(_bulk._row_sizes(con, 7)) * 7 < 999
+    assert max(_bulk._row_sizes(con, 4)) * 4 + 1 <= 999
 
 
 class _NoGetlimit:
@@ -156,14 +156,14 @@ def test_row_sizes_are_probed_where_sqlite3_has_no_getlimit(monkeypatch, limit):
         if not hasattr(con, "setlimit"):
             pytest.skip("sqlite3 has no setlimit before Python 3.11")
         con.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
-    monkeypatch.setattr(writes, "_PROBED_LIMIT", [])
-    sizes = writes._row_sizes(_NoGetlimit(con), 7)
+    monkeypatch.setattr(_bulk, "_PROBED_LIMIT", [])
+    sizes = _bulk._row_sizes(_NoGetlimit(con), 7)
     if limit is None and sqlite3.sqlite_version_info >= (3, 32):
-        assert max(sizes) == max(writes._ROW_SIZES)
+        assert max(sizes) == max(_bulk._ROW_SIZES)
     else:
         assert max(sizes) * 7 < 999
     assert sizes[-1] == 1
-    assert writes._PROBED_LIMIT  # found once, then kept
+    assert _bulk._PROBED_LIMIT  # found once, then kept
 
 
 # -- against a model of MLflow's rules -------------------------------------------------------
@@ -295,7 +295,7 @@ def test_latest_query_reads_only_the_new_points_of_the_top_step(store):
     plan is the point): a seek on (run_uuid, key, step, rowid) and a max() on the index."""
     con = sqlite3.connect(store.path)
     try:
-        plan = [r[3] for r in con.execute("EXPLAIN QUERY PLAN " + writes._UPSERT_LATEST_FROM_METRICS, ("r", "k", "r", "k", 0))]
+        plan = [r[3] for r in con.execute("EXPLAIN QUERY PLAN " + _bulk._UPSERT_LATEST_FROM_METRICS, ("r", "k", "r", "k", 0))]
     finally:
         con.close()
     assert any("index_metrics_run_uuid_key_step (run_uuid=? AND key=? AND step=? AND rowid>?)" in p for p in plan), plan
@@ -394,7 +394,7 @@ def test_a_wide_metric_block_is_stored_as_its_records_are(tmp_path_factory, runs
     """More (run, key) pairs than _WIDE_BATCH_KEYS: stored in the primary key's order."""
     batch = [(i % runs, f"layer_{i % 90}", float(i), 10 + i // 90, i // 90) for i in range(900)]
     KEYS_WIDE = {p[1] for p in batch}
-    assert len(KEYS_WIDE) * runs > writes._WIDE_BATCH_KEYS
+    assert len(KEYS_WIDE) * runs > _bulk._WIDE_BATCH_KEYS
     block_way, record_way = _apply_both_ways(tmp_path_factory, [batch], deleted=False)
     assert block_way == record_way
     assert len(block_way[1]) == 900 and len(block_way[2]) == len({(p[0], p[1]) for p in batch})

@@ -16,9 +16,14 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from ...exceptions import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE, MlflowException
+from ...exceptions import (
+    INTERNAL_ERROR,
+    INVALID_PARAMETER_VALUE,
+    TEMPORARILY_UNAVAILABLE,
+    MlflowException,
+)
 
 T = TypeVar("T")
 
@@ -214,3 +219,23 @@ def retry_sync(fn: Callable[[], T]) -> T:
             time.sleep(delay)
     raise unavailable(last or RuntimeError("deadline"))
 
+
+def isolated(conn: sqlite3.Connection, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(conn, *args)`` in a savepoint of the open transaction: if it fails with an
+    MlflowException or a statement's error, only its own writes are undone and the error is
+    returned as its outcome; a store failure goes up, for the whole batch to be retried."""
+    conn.execute("SAVEPOINT one")
+    try:
+        result = fn(conn, *args)
+    except MlflowException as exc:
+        conn.execute("ROLLBACK TO one")
+        conn.execute("RELEASE one")
+        return exc
+    except sqlite3.Error as exc:
+        if is_store_failure(exc):
+            raise
+        conn.execute("ROLLBACK TO one")
+        conn.execute("RELEASE one")
+        return MlflowException(f"SQLite error: {exc}", INTERNAL_ERROR)
+    conn.execute("RELEASE one")
+    return result

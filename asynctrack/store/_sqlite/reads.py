@@ -17,7 +17,8 @@ from ...entities import (
     RunInputs,
     RunTag,
 )
-from ...exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, MlflowException
+from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
+from .._sql.rules import experiment_not_found, run_not_found
 
 _EXPERIMENT_COLUMNS = (
     "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, "
@@ -27,14 +28,6 @@ _RUN_COLUMNS = (
     "run_uuid, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri, "
     "experiment_id"
 )
-
-
-def experiment_not_found(experiment_id: int | str) -> MlflowException:
-    return MlflowException(f"No Experiment with id={experiment_id} exists", RESOURCE_DOES_NOT_EXIST)
-
-
-def run_not_found(run_id: str) -> MlflowException:
-    return MlflowException(f"Run with id={run_id} not found", RESOURCE_DOES_NOT_EXIST)
 
 
 def _experiment(conn: sqlite3.Connection, row: tuple) -> Experiment:
