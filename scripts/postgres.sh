@@ -43,6 +43,12 @@ as_owner() {
   fi
 }
 
+# Hand the folder to the user the server runs as; false where that user cannot write in it.
+owned_by_server_user() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  chown postgres: "$1" && runuser -u postgres -- test -w "$1"
+}
+
 free_port() {
   python3 - <<'EOF'
 import socket
@@ -79,16 +85,18 @@ start() {
     dir=$1
     mkdir -p -- "$dir"
     [ -z "$(ls -A -- "$dir")" ] || die "$dir is not empty"
+    dir=$(cd "$dir" && pwd)
+    owned_by_server_user "$dir" || die "the postgres user cannot write $dir (is a parent folder private?)"
   else
+    # As root, a private TMPDIR (say under /root) is out of the postgres user's reach: /tmp then.
     dir=$(mktemp -d "${TMPDIR:-/tmp}/asynctrack-pg.XXXXXX")
+    if ! owned_by_server_user "$dir"; then
+      rmdir -- "$dir"
+      dir=$(mktemp -d /tmp/asynctrack-pg.XXXXXX)
+      owned_by_server_user "$dir" || { rmdir -- "$dir"; die "the postgres user cannot write $dir"; }
+    fi
   fi
-  dir=$(cd "$dir" && pwd)
   echo "$bindir" >"$dir/$MARKER"
-  if [ "$(id -u)" -eq 0 ]; then
-    chown postgres: "$dir"
-    runuser -u postgres -- test -w "$dir" \
-      || { rm -rf -- "$dir"; die "the postgres user cannot write $dir (is a parent folder private?)"; }
-  fi
   if ! as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
       --no-sync >"$dir/initdb.log" 2>&1; then
     cat "$dir/initdb.log" >&2

@@ -39,8 +39,9 @@ NO_PSYCOPG = "psycopg 3 not installed: the PostgreSQL tests need pip install -e 
 
 def bindir() -> Path | None:
     """Where the PostgreSQL binaries are, found as scripts/postgres.sh finds them."""
-    if os.environ.get("PG_BINDIR"):
-        return Path(os.environ["PG_BINDIR"])
+    if os.environ.get("PG_BINDIR"):  # PG_BINDIR=/nowhere shows what a machine without it does
+        named = Path(os.environ["PG_BINDIR"])
+        return named if (named / "initdb").exists() else None
     initdb = shutil.which("initdb")
     if initdb:
         return Path(os.path.realpath(initdb)).parent

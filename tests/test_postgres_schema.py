@@ -187,6 +187,37 @@ def test_processes_racing_on_an_empty_database_make_one_schema(postgres_db: str,
         assert pg_dump(postgres_db, "--schema-only") == pg_dump(alone, "--schema-only")
 
 
+def test_a_creator_without_the_lock_wins_and_we_use_its_schema(postgres_db: str) -> None:
+    """MLflow takes no advisory lock: while it creates the schema, our CREATE waits on its
+    uncommitted tables and fails once it commits; we then read and accept what it made."""
+    import threading
+
+    other = psycopg.connect(postgres_db)  # a transaction, as MLflow's, holding new tables
+    try:
+        other.execute(schema.schema_sql())
+        other.execute("INSERT INTO alembic_version (version_num) VALUES ('f4a9b2c7d1e6')")
+        errors: list[BaseException] = []
+
+        def ours() -> None:
+            try:
+                schema.ensure_schema_at(postgres_db, ROOT_DIR)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=ours)
+        thread.start()
+        time.sleep(1.0)  # ours saw no tables, took the lock, and now waits on the other's
+        assert thread.is_alive()
+        other.commit()
+        thread.join(60)
+        assert not thread.is_alive() and errors == []
+    finally:
+        other.close()
+    # the other's schema, untouched: no Default experiment of ours, one alembic row
+    assert _rows(postgres_db, "SELECT version_num FROM alembic_version") == [("f4a9b2c7d1e6",)]
+    assert _rows(postgres_db, "SELECT count(*) FROM experiments") == [(0,)]
+
+
 def test_import_asynctrack_needs_no_postgres_driver() -> None:
     code = (
         "import sys, asynctrack, asynctrack.store._postgres.schema; "

@@ -36,8 +36,9 @@ _DATA = (
     "('default', 'Default workspace for legacy resources')",
 )
 # SQLSTATEs a CREATE raises when another session (one not taking our lock) has just made the
-# same object: duplicate_table, duplicate_object, unique_violation (pg_type's name index).
-_RACE_STATES = {"42P07", "42710", "23505"}
+# same object: duplicate_table, duplicate_object, duplicate_function, unique_violation (a
+# catalog unique index).
+_RACE_STATES = {"42P07", "42710", "42723", "23505"}
 
 
 def schema_sql() -> str:
@@ -74,8 +75,8 @@ def ensure_schema(conn: psycopg.Connection, artifact_root: str | None = None) ->
 
     ``conn``: a psycopg connection with no transaction open (autocommit or not); each step runs
     in a transaction of its own, committed here. ``artifact_root``: where the Default
-    experiment's artifacts go (``<root>/0``), for a database created here; None creates no
-    Default experiment (as MLflow's alembic chain alone does not)."""
+    experiment's artifacts go (``<root>/0``), for a database created here; None: no Default
+    experiment (MLflow's alembic chain makes none; its store adds it, as asynctrack's will)."""
     from psycopg import pq
 
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
@@ -86,8 +87,11 @@ def ensure_schema(conn: psycopg.Connection, artifact_root: str | None = None) ->
     while not made:
         try:
             with conn.transaction():
+                # read committed (whatever the server's default): the read after the lock
+                # sees what the process that held it committed
+                conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-                made, found = read_revision(conn)  # read committed: sees what others committed
+                made, found = read_revision(conn)
                 if not made:
                     _create(conn, artifact_root)
                     made, found = True, SCHEMA_REVISION
