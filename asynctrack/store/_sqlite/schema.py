@@ -13,9 +13,13 @@ import time
 from importlib import resources
 
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
+from .._schema_rules import (  # check_revision, artifact_location: re-exported for access, writes
+    SCHEMA_REVISION,
+    artifact_location,
+    check_revision,
+)
 from .connection import connect, retry_sync
 
-SCHEMA_REVISION = "f4a9b2c7d1e6"
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
 PAGE_SIZE = 4096  # bytes, for the files this store creates (see _create)
@@ -50,17 +54,6 @@ def _revision(conn: sqlite3.Connection) -> str | None:
         return None
     row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     return row[0] if row else None
-
-
-def check_revision(revision: str | None) -> None:
-    if revision != SCHEMA_REVISION:
-        raise MlflowException(
-            f"Detected out-of-date database schema (found version {revision}, but expected "
-            f"{SCHEMA_REVISION}). asynctrack reads and writes MLflow 3.18's schema. If the "
-            "database comes from an older MLflow, take a backup of it, then run 'mlflow db "
-            "upgrade <database_uri>' with MLflow 3.18 to migrate it to that schema; if it comes "
-            "from a newer MLflow, asynctrack cannot use it (use that MLflow with it)."
-        )
 
 
 def ensure_schema(path: str, artifact_root: str) -> None:
@@ -116,7 +109,3 @@ def _create(conn: sqlite3.Connection, artifact_root: str) -> None:
             conn.execute("ROLLBACK")
         raise
 
-
-def artifact_location(artifact_root: str, experiment_id: int | str) -> str:
-    """Where an experiment's artifacts go by default: MLflow's ``<root>/<id>``."""
-    return f"{artifact_root.rstrip('/')}/{experiment_id}"

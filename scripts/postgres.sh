@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL for tests and CI: its own data directory in a new temporary folder,
+# reachable only over 127.0.0.1 (trust auth, user "postgres") at a free port, and gone again
+# after `stop`. Durability is switched off (fsync, synchronous_commit, full_page_writes): the
+# data is thrown away anyway, and the server starts in about 2 s.
+#
+#   scripts/postgres.sh start [DIR]   initdb into DIR (default: a new mktemp -d folder) and start
+#                                     the server; prints two lines: the URI, then DIR
+#                                     (postgresql://postgres@127.0.0.1:PORT/postgres)
+#   scripts/postgres.sh stop DIR      stop that server and delete DIR
+#
+# The binaries: PG_BINDIR if set, else the folder of `initdb` on PATH, else Debian's
+# /usr/lib/postgresql/<newest>/bin. initdb refuses to run as root: as root, the server runs as
+# the `postgres` OS user (Debian's postgresql package makes it), and DIR is handed to that user.
+# ASYNCTRACK_POSTGRES_WATCH_PID=PID makes `start` leave a watcher that stops the server and
+# deletes DIR once process PID has gone (a test run killed before its own cleanup).
+set -euo pipefail
+
+MARKER=.asynctrack-postgres  # `stop` deletes only a folder that `start` made a server in
+
+die() { echo "postgres.sh: $*" >&2; exit 1; }
+
+find_bindir() {
+  if [ -n "${PG_BINDIR:-}" ]; then echo "$PG_BINDIR"; return; fi
+  local initdb
+  if initdb=$(command -v initdb 2>/dev/null); then
+    dirname "$(readlink -f "$initdb")"; return
+  fi
+  local newest=""
+  for cand in /usr/lib/postgresql/*/bin; do
+    if [ -x "$cand/initdb" ]; then newest=$cand; fi
+  done
+  [ -n "$newest" ] || die "PostgreSQL not found (no initdb on PATH nor in /usr/lib/postgresql/*/bin)"
+  echo "$newest"
+}
+
+# Run a command as the user who owns the cluster: postgres when we are root, else ourselves.
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# Hand the folder to the user the server runs as; false where that user cannot write in it.
+owned_by_server_user() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  chown postgres: "$1" && runuser -u postgres -- test -w "$1"
+}
+
+free_port() {
+  python3 - <<'EOF'
+import socket
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
+EOF
+}
+
+stop() {
+  local dir=$1
+  [ -f "$dir/$MARKER" ] || die "$dir was not made by '$0 start' (no $MARKER in it): not touching it"
+  local bindir
+  bindir=$(cat "$dir/$MARKER")
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    # immediate: a throwaway cluster needs no clean shutdown checkpoint
+    if ! as_owner "$bindir/pg_ctl" stop -D "$dir/data" -m immediate -w -t 10 >/dev/null 2>&1; then
+      local pid
+      pid=$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null || true)
+      if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
+    fi
+  fi
+  rm -rf -- "$dir"
+}
+
+start() {
+  local bindir dir
+  bindir=$(find_bindir)
+  [ -x "$bindir/initdb" ] && [ -x "$bindir/pg_ctl" ] || die "no initdb/pg_ctl in $bindir"
+  if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+    die "running as root and there is no 'postgres' OS user to run initdb as (initdb refuses root)"
+  fi
+  if [ -n "${1:-}" ]; then
+    dir=$1
+    mkdir -p -- "$dir"
+    [ -z "$(ls -A -- "$dir")" ] || die "$dir is not empty"
+    dir=$(cd "$dir" && pwd)
+    owned_by_server_user "$dir" || die "the postgres user cannot write $dir (is a parent folder private?)"
+  else
+    # As root, a private TMPDIR (say under /root) is out of the postgres user's reach: /tmp then.
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/asynctrack-pg.XXXXXX")
+    if ! owned_by_server_user "$dir"; then
+      rmdir -- "$dir"
+      dir=$(mktemp -d /tmp/asynctrack-pg.XXXXXX)
+      owned_by_server_user "$dir" || { rmdir -- "$dir"; die "the postgres user cannot write $dir"; }
+    fi
+  fi
+  echo "$bindir" >"$dir/$MARKER"
+  if ! as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
+      --no-sync >"$dir/initdb.log" 2>&1; then
+    cat "$dir/initdb.log" >&2
+    rm -rf -- "$dir"
+    die "initdb failed"
+  fi
+  # A free port can be taken between choosing it and binding it: try a few.
+  local port attempt
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    if as_owner "$bindir/pg_ctl" start -D "$dir/data" -w -t 30 -l "$dir/server.log" -o \
+        "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        >/dev/null 2>&1; then
+      if [ -n "${ASYNCTRACK_POSTGRES_WATCH_PID:-}" ]; then
+        watch "$ASYNCTRACK_POSTGRES_WATCH_PID" "$dir"
+      fi
+      echo "postgresql://postgres@127.0.0.1:$port/postgres"
+      echo "$dir"
+      return 0
+    fi
+    # a failed start may leave a half-started postmaster behind
+    as_owner "$bindir/pg_ctl" stop -D "$dir/data" -m immediate -w -t 5 >/dev/null 2>&1 || true
+  done
+  cat "$dir/server.log" >&2 || true
+  rm -rf -- "$dir"
+  die "the server did not start (log above)"
+}
+
+# A detached watcher: once process $1 has gone, stop the server in $2 (if still there).
+watch() {
+  local pid=$1 dir=$2 self
+  self=$(readlink -f "$0")
+  setsid bash -c '
+    while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 1; done
+    if [ -d "$2" ]; then exec bash "$3" stop "$2"; fi
+  ' watcher "$pid" "$dir" "$self" </dev/null >/dev/null 2>&1 &
+}
+
+case "${1:-}" in
+  start) shift; start "$@" ;;
+  stop) [ -n "${2:-}" ] || die "usage: $0 stop DIR"; stop "$2" ;;
+  *) echo "usage: $0 start [DIR] | stop DIR" >&2; exit 2 ;;
+esac
