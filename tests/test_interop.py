@@ -530,3 +530,8 @@ def test_initialized_schema_is_mlflows(tmp_path, monkeypatch, mlflow_files):
     cols = "experiment_id, name, lifecycle_stage, workspace"
     query = f"SELECT {cols} FROM experiments"
     assert sql(path, query) == sql(mlflow_files["dir"] / "plain.db", query) == [(0, "Default", "active", "default")]
+    # And the row MLflow's workspaces migration inserts (asynctrack left it out until #16).
+    query = "SELECT * FROM workspaces"
+    assert sql(path, query) == sql(mlflow_files["dir"] / "plain.db", query) == [
+        ("default", "Default workspace for legacy resources", None, None, None)
+    ]

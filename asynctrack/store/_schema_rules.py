@@ -10,6 +10,8 @@ from __future__ import annotations
 from ..exceptions import MlflowException
 
 SCHEMA_REVISION = "f4a9b2c7d1e6"
+# The row MLflow's workspaces migration (1b5f0d9ad7c1) inserts: (name, description).
+DEFAULT_WORKSPACE = ("default", "Default workspace for legacy resources")
 
 
 def check_revision(revision: str | None) -> None:

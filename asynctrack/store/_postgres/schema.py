@@ -20,7 +20,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
-from .._schema_rules import SCHEMA_REVISION, artifact_location, check_revision
+from .._schema_rules import DEFAULT_WORKSPACE, SCHEMA_REVISION, artifact_location, check_revision
 
 if TYPE_CHECKING:
     import psycopg
@@ -32,8 +32,7 @@ SCHEMA_LOCK_KEY = int.from_bytes(b"asynctrk", "big")
 # What MLflow's alembic chain inserts besides the schema (its workspaces migration).
 _DATA = (
     "INSERT INTO public.alembic_version (version_num) VALUES (%s)",
-    "INSERT INTO public.workspaces (name, description) VALUES "
-    "('default', 'Default workspace for legacy resources')",
+    "INSERT INTO public.workspaces (name, description) VALUES (%s, %s)",
 )
 # SQLSTATEs a CREATE raises when another session (one not taking our lock) has just made the
 # same object: duplicate_table, duplicate_object, duplicate_function, unique_violation (a
@@ -110,7 +109,7 @@ def _create(conn: psycopg.Connection, artifact_root: str | None) -> None:
     # several statements (and the $$-quoted function body) in the open transaction.
     conn.execute(schema_sql())
     conn.execute(_DATA[0], (SCHEMA_REVISION,))
-    conn.execute(_DATA[1])
+    conn.execute(_DATA[1], DEFAULT_WORKSPACE)
     if artifact_root is not None:
         now = int(time.time() * 1000)
         conn.execute(

@@ -14,6 +14,7 @@ from importlib import resources
 
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from .._schema_rules import (  # check_revision, artifact_location: re-exported for access, writes
+    DEFAULT_WORKSPACE,
     SCHEMA_REVISION,
     artifact_location,
     check_revision,
@@ -90,6 +91,7 @@ def _create(conn: sqlite3.Connection, artifact_root: str) -> None:
             for statement in _schema_statements():
                 conn.execute(statement)
             conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (SCHEMA_REVISION,))
+            conn.execute("INSERT INTO workspaces (name, description) VALUES (?, ?)", DEFAULT_WORKSPACE)
             now = int(time.time() * 1000)
             conn.execute(
                 "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage,"
