@@ -74,8 +74,9 @@ class Seen:
     done: str = ""  # what the proxy did: forward, reply:<status>, drop_before, drop_after
 
 
-def every_nth(n: int, fault: Fault, path: str = "") -> Callable[[Seen], Fault | None]:
-    """``fault`` for every ``n``-th request whose path contains ``path`` (the n-th, 2n-th...)."""
+def _counting(fault: Fault, path: str, hit: Callable[[int], bool]) -> Callable[[Seen], Fault | None]:
+    """``fault`` for the requests whose path contains ``path`` and whose count (1, 2, ...
+    among those) ``hit`` accepts."""
     count = [0]
     lock = threading.Lock()
 
@@ -84,26 +85,20 @@ def every_nth(n: int, fault: Fault, path: str = "") -> Callable[[Seen], Fault | 
             return None
         with lock:
             count[0] += 1
-            hit = count[0] % n == 0
-        return fault if hit else None
+            n = count[0]
+        return fault if hit(n) else None
 
     return rule
+
+
+def every_nth(n: int, fault: Fault, path: str = "") -> Callable[[Seen], Fault | None]:
+    """``fault`` for every ``n``-th request whose path contains ``path`` (the n-th, 2n-th...)."""
+    return _counting(fault, path, lambda i: i % n == 0)
 
 
 def first(k: int, fault: Fault, path: str = "") -> Callable[[Seen], Fault | None]:
     """``fault`` for the first ``k`` requests whose path contains ``path``, then pass through."""
-    count = [0]
-    lock = threading.Lock()
-
-    def rule(seen: Seen) -> Fault | None:
-        if path not in seen.path:
-            return None
-        with lock:
-            count[0] += 1
-            hit = count[0] <= k
-        return fault if hit else None
-
-    return rule
+    return _counting(fault, path, lambda i: i <= k)
 
 
 class FaultProxy:

@@ -16,7 +16,7 @@ import urllib.parse
 from typing import Any
 
 from ..exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, MlflowException
-from ..store.artifact.local import TEMP_PREFIX
+from ..store.artifact.local import verify_artifact_file_name
 from . import _json
 from ._context import Request
 from ._handlers_experiments import request_message
@@ -102,12 +102,7 @@ class Artifacts:
 
     def start_upload(self, artifact_path: str) -> tuple[str, Any, str]:
         """(final path, open temporary file, temporary path) for a streamed upload."""
-        name = posixpath.basename(artifact_path)
-        if name.startswith(TEMP_PREFIX):  # MLflow's local repository reserves these names
-            raise MlflowException.invalid_parameter_value(
-                f"Invalid artifact file name: '{name}'. "
-                f"Artifact names starting with '{TEMP_PREFIX}' are reserved."
-            )
+        verify_artifact_file_name(posixpath.basename(artifact_path))
         path = self._path(artifact_path)
         if path == os.path.realpath(self.root) or os.path.isdir(path):
             raise _invalid_path()

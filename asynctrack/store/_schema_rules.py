@@ -11,6 +11,8 @@ from ..exceptions import MlflowException
 
 SCHEMA_REVISION = "f4a9b2c7d1e6"
 # The row MLflow's workspaces migration (1b5f0d9ad7c1) inserts: (name, description).
+DEFAULT_EXPERIMENT_ID = 0
+DEFAULT_EXPERIMENT_NAME = "Default"
 DEFAULT_WORKSPACE = ("default", "Default workspace for legacy resources")
 
 

@@ -20,13 +20,18 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
-from .._schema_rules import DEFAULT_WORKSPACE, SCHEMA_REVISION, artifact_location, check_revision
+from .._schema_rules import (
+    DEFAULT_EXPERIMENT_ID,
+    DEFAULT_EXPERIMENT_NAME,
+    DEFAULT_WORKSPACE,
+    SCHEMA_REVISION,
+    artifact_location,
+    check_revision,
+)
 
 if TYPE_CHECKING:
     import psycopg
 
-DEFAULT_EXPERIMENT_ID = 0
-DEFAULT_EXPERIMENT_NAME = "Default"
 # pg_advisory_xact_lock's key for "creating the schema" (per database): b"asynctrk" as a bigint.
 SCHEMA_LOCK_KEY = int.from_bytes(b"asynctrk", "big")
 # What MLflow's alembic chain inserts besides the schema (its workspaces migration).

@@ -14,6 +14,8 @@ from importlib import resources
 
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from .._schema_rules import (  # check_revision, artifact_location: re-exported for access, writes
+    DEFAULT_EXPERIMENT_ID,
+    DEFAULT_EXPERIMENT_NAME,
     DEFAULT_WORKSPACE,
     SCHEMA_REVISION,
     artifact_location,
@@ -21,8 +23,6 @@ from .._schema_rules import (  # check_revision, artifact_location: re-exported 
 )
 from .connection import connect, retry_sync
 
-DEFAULT_EXPERIMENT_ID = 0
-DEFAULT_EXPERIMENT_NAME = "Default"
 PAGE_SIZE = 4096  # bytes, for the files this store creates (see _create)
 
 

@@ -51,6 +51,16 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def verify_artifact_file_name(file_name: str) -> None:
+    """MLflow's local repository reserves its temporary files' prefix (a name with it would
+    be swept as a leftover upload)."""
+    if file_name.startswith(TEMP_PREFIX):
+        raise MlflowException.invalid_parameter_value(
+            f"Invalid artifact file name: '{file_name}'. Artifact names starting with "
+            f"'{TEMP_PREFIX}' are reserved."
+        )
+
+
 class LocalArtifactRepository(ArtifactRepository):
     """Artifacts as files under one local directory."""
 
@@ -69,11 +79,7 @@ class LocalArtifactRepository(ArtifactRepository):
         return directory
 
     def _destination(self, directory: str, file_name: str) -> str:
-        if file_name.startswith(TEMP_PREFIX):
-            raise MlflowException.invalid_parameter_value(
-                f"Invalid artifact file name: '{file_name}'. Artifact names starting with "
-                f"'{TEMP_PREFIX}' are reserved."
-            )
+        verify_artifact_file_name(file_name)
         if file_name in ("", ".", ".."):
             raise ArtifactIsADirectory(
                 "An artifact file name is needed, got a directory path: "
