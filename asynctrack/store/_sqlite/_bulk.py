@@ -19,6 +19,7 @@ from typing import Any
 from ... import events as ev
 from ...exceptions import INTERNAL_ERROR, MlflowException
 from .._sql.batch import FEW, params_wanted, plain_block, plain_metrics, sort_out
+from .._sql.lifecycle import UPSERT_TAG
 from .._sql.rules import LATEST_ORDER, NAN_MARK, latest_in_order, latest_of_batches
 from .connection import is_store_failure, isolated
 
@@ -98,10 +99,6 @@ _UPSERT_LATEST_FROM_METRICS = (
 )
 _MAX_ROWID = "SELECT max(rowid) FROM metrics"
 _INSERT_PARAM = "INSERT OR IGNORE INTO params (key, value, run_uuid) VALUES (?, ?, ?)"
-UPSERT_TAG = (
-    "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
-    "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value"
-)
 _SET_RUN_NAME = "UPDATE runs SET name = ? WHERE run_uuid = ?"
 
 _RUN_ID = operator.itemgetter(2)

@@ -44,7 +44,7 @@ from ...entities import (
     RunInfo,
 )
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
-from .reads import parse_page_token, run_info_from_row
+from .._sql.reads import parse_page_token, run_info_from_row
 
 
 def create_page_token(offset: int) -> bytes:

@@ -10,7 +10,8 @@ from typing import Any
 
 from ...entities import Experiment, Metric, Run
 from ..base import Store, StoreUnavailable
-from . import reads, search
+from .._sql import reads
+from . import search
 from .access import Access, open_error, open_file, why_read_only
 from .connection import READER_PRAGMAS, SQLITE_FORK_GATE, connect, path_from_uri, retry_sync
 from .writes import SqliteWriter

@@ -1,10 +1,14 @@
-"""Reading MLflow's tables back into entities, with the SQL store's errors and orderings."""
+"""Reading MLflow's tables back into entities, with the SQL store's errors and orderings.
+
+Dialect-neutral: every function takes a ``Reader`` (a DB-API-like connection whose ``execute``
+takes ``?`` placeholders and returns a cursor), which is a sqlite3 connection as it is, and the
+PostgreSQL store's psycopg connection behind a thin adapter (``_postgres.reading``)."""
 
 from __future__ import annotations
 
 import base64
 import json
-import sqlite3
+from typing import Any, Protocol
 
 from ...entities import (
     Experiment,
@@ -18,7 +22,16 @@ from ...entities import (
     RunTag,
 )
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
-from .._sql.rules import experiment_not_found, run_not_found
+from .rules import experiment_not_found, run_not_found
+
+
+
+class Reader(Protocol):
+    """What these reads need of a connection: ``execute(sql with ? placeholders, args)``
+    returning a cursor (``fetchone``, ``fetchall``, iteration)."""
+
+    def execute(self, sql: str, args: Any = ...) -> Any: ...
+
 
 _EXPERIMENT_COLUMNS = (
     "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, "
@@ -30,7 +43,7 @@ _RUN_COLUMNS = (
 )
 
 
-def _experiment(conn: sqlite3.Connection, row: tuple) -> Experiment:
+def _experiment(conn: Reader, row: tuple) -> Experiment:
     exp_id, name, location, stage, created, updated, workspace = row
     tags = [
         ExperimentTag(k, v)
@@ -50,7 +63,7 @@ def _experiment(conn: sqlite3.Connection, row: tuple) -> Experiment:
     )
 
 
-def experiment_by_id(conn: sqlite3.Connection, experiment_id: int) -> Experiment:
+def experiment_by_id(conn: Reader, experiment_id: int) -> Experiment:
     row = conn.execute(
         f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE experiment_id = ?", (experiment_id,)
     ).fetchone()
@@ -59,7 +72,7 @@ def experiment_by_id(conn: sqlite3.Connection, experiment_id: int) -> Experiment
     return _experiment(conn, row)
 
 
-def experiment_by_name(conn: sqlite3.Connection, name: str) -> Experiment | None:
+def experiment_by_name(conn: Reader, name: str) -> Experiment | None:
     row = conn.execute(
         f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE name = ?", (name,)
     ).fetchone()
@@ -74,7 +87,7 @@ def run_info_from_row(row: tuple) -> RunInfo:
     )
 
 
-def run(conn: sqlite3.Connection, run_id: str) -> Run:
+def run(conn: Reader, run_id: str) -> Run:
     row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
     if row is None:
         raise run_not_found(run_id)
@@ -94,11 +107,14 @@ def run(conn: sqlite3.Connection, run_id: str) -> Run:
     return Run(info, RunData(metrics=metrics, params=params, tags=tags), RunInputs(dataset_inputs=[]))
 
 
-def run_state(conn: sqlite3.Connection, run_id: str) -> tuple[str, str] | None:
+def run_state(conn: Reader, run_id: str) -> tuple[str, str] | None:
     """(lifecycle_stage, status) of a run, or None if there is no such run."""
     return conn.execute(
         "SELECT lifecycle_stage, status FROM runs WHERE run_uuid = ?", (run_id,)
     ).fetchone()
+
+
+_NO_LIMIT = 2**63 - 1
 
 
 def create_page_token(offset: int) -> str:
@@ -135,7 +151,7 @@ def parse_page_token(page_token: str | None) -> int:
 
 
 def metric_history(
-    conn: sqlite3.Connection,
+    conn: Reader,
     run_id: str,
     key: str,
     max_results: int | None = None,
@@ -162,9 +178,9 @@ def metric_history(
     if max_results is not None:
         sql += " LIMIT ? OFFSET ?"
         args += (max_results + 1, offset)
-    else:
-        sql += " LIMIT -1 OFFSET ?"
-        args += (offset,)
+    else:  # SQLite needs a LIMIT before OFFSET; PostgreSQL takes no -1: the largest bigint
+        sql += " LIMIT ? OFFSET ?"
+        args += (_NO_LIMIT, offset)
     metrics = Metric._from_history(key, conn.execute(sql, args).fetchall())
     next_token = None
     if max_results is not None and len(metrics) == max_results + 1:
