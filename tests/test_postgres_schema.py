@@ -227,13 +227,6 @@ def test_import_asynctrack_needs_no_postgres_driver() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_postgresql_uri_is_not_a_store_yet() -> None:
-    from asynctrack.store import store_for_uri
-
-    with pytest.raises(MlflowException, match="not supported yet"):
-        store_for_uri("postgresql://postgres@127.0.0.1:1/none")
-
-
 def test_script_stop_touches_only_its_own_folders(tmp_path: Path) -> None:
     (tmp_path / "keep").write_text("x")
     proc = subprocess.run(["bash", str(SCRIPT), "stop", str(tmp_path)], capture_output=True, text=True)

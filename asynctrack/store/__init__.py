@@ -17,6 +17,10 @@ def _create(uri: str, artifact_root: str | None) -> Store:
         from ._sqlite import SqliteStore
 
         return SqliteStore(uri, artifact_root)
+    if scheme.split("+", 1)[0].lower() in ("postgresql", "postgres"):  # _postgres.uri.SCHEMES
+        from ._postgres import PostgresStore
+
+        return PostgresStore(uri, artifact_root)
     if artifact_root is not None and scheme in ("http", "https"):
         raise MlflowException(
             f"An artifact root cannot be given for {uri!r}: a tracking server chooses its own.",
@@ -27,8 +31,9 @@ def _create(uri: str, artifact_root: str | None) -> Store:
 
         return HttpStore(uri)
     raise MlflowException(
-        f"Tracking URI {uri!r} is not supported yet: asynctrack stores to SQLite "
-        "(sqlite:///path/to/mlflow.db) or to a tracking server (http:// or https://).",
+        f"Tracking URI {uri!r} is not supported: asynctrack stores to SQLite "
+        "(sqlite:///path/to/mlflow.db), to PostgreSQL (postgresql://user@host:port/db) or to a "
+        "tracking server (http:// or https://).",
         INVALID_PARAMETER_VALUE,
     )
 

@@ -12,8 +12,27 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..entities import Experiment, Metric, Run
+
+
+def redacted(uri: str) -> str:
+    """``uri`` with its password (if any) replaced by ``***``."""
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:  # not a URL with a netloc we can read: nothing to hide in it
+        return uri
+    if "password=" in parts.query:  # libpq's URI parameter
+        query = "&".join(
+            "password=***" if p.startswith("password=") else p for p in parts.query.split("&")
+        )
+        parts = parts._replace(query=query)
+    if password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}")
+    return urlunsplit(parts)
 
 
 class StoreUnavailable(Exception):
@@ -48,6 +67,11 @@ class Store(abc.ABC):
     # A store across a network (HTTP): the server, not the client, reads an empty experiment
     # id and resolves a relative artifact location, as MLflow's RestStore leaves both to it.
     remote: bool = False
+
+    @property
+    def shown_uri(self) -> str:
+        """The URI as messages and logs print it: a password in it replaced by ``***``."""
+        return redacted(self.uri)
 
     @property
     def replay_uri(self) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from .._spool import Spool, read_spool
 from ..exceptions import TEMPORARILY_UNAVAILABLE, MlflowException
 from ..store import Store, StoreUnavailable
+from ..store.base import redacted
 
 _logger = logging.getLogger("asynctrack")
 
@@ -76,7 +77,7 @@ class Outage:
             "not answer in time." if failure.maybe_stored else "Nothing of this call was stored."
         )
         error = MlflowException(
-            f"asynctrack could not store this in {self._store.uri}: {failure}. {outcome} "
+            f"asynctrack could not store this in {self._store.shown_uri}: {failure}. {outcome} "
             "Asynchronous logging is kept and retried, and spooled to disk if the store does "
             "not come back before the process ends.",
             TEMPORARILY_UNAVAILABLE,
@@ -92,7 +93,7 @@ class Outage:
         if self.reason is None:
             _logger.warning(
                 "asynctrack: cannot write to %s (%s); keeping asynchronous logging and retrying.",
-                self._store.uri,
+                self._store.shown_uri,
                 failure,
             )
             self._delay = 0.05
@@ -125,7 +126,7 @@ class Outage:
         if stored:
             _logger.warning(
                 "asynctrack: %s can be written again; the %d records kept meanwhile are stored.",
-                self._store.uri,
+                self._store.shown_uri,
                 stored,
             )
         self.reason = None
@@ -187,7 +188,7 @@ class Outage:
             _logger.error(
                 "asynctrack: %s could not be written (%s) and no spool file could be made: "
                 "%d logged records are lost.",
-                self._store.uri,
+                self._store.shown_uri,
                 self.reason,
                 len(self.held),
             )
@@ -202,7 +203,7 @@ def spool_now(store: Store, payloads: list[bytes], reason: str) -> None:
         spool.append(payloads)
     except OSError as exc:
         _logger.error("asynctrack: %s (%s), and no spool file could be made (%s): %d logged "
-                      "records are lost.", store.uri, reason, exc, len(payloads))
+                      "records are lost.", store.shown_uri, reason, exc, len(payloads))
         return
     _log_spooled(store, reason, spool)
 
@@ -211,5 +212,5 @@ def _log_spooled(store: Store, reason: str | None, spool: Spool) -> None:
     _logger.error(
         "asynctrack: %s could not be written (%s): %d logged records are saved in %s; store them "
         "with: asynctrack replay %s --tracking-uri %s",
-        store.uri, reason, spool.count, spool.path, spool.path, store.replay_uri,
+        store.shown_uri, reason, spool.count, spool.path, spool.path, redacted(store.replay_uri),
     )

@@ -1,9 +1,13 @@
 """PostgreSQL in MLflow 3.18's own schema (issue #16), so MLflow's client, server and UI share
 the database with asynctrack.
 
-Today it holds the schema (schema.py, schema.sql): created in an empty database exactly as
-MLflow's alembic chain leaves it, accepted as it is where MLflow made it, refused at any other
-revision. The store itself (writes through asyncpg, blocking reads through psycopg 3) and the
-``postgresql://`` tracking URIs come next; until then store_for_uri refuses such URIs. Nothing
-here imports a PostgreSQL driver at import time: they are the optional ``postgres`` extra.
+schema.py creates the schema in an empty database exactly as MLflow's alembic chain leaves it,
+accepts it where MLflow made it and refuses any other revision; store.py reads through psycopg 3
+in the caller's thread and writes through asyncpg on the writer's loop. Both drivers are the
+optional ``postgres`` extra, imported when a PostgreSQL store is opened, never by
+``import asynctrack``.
 """
+
+from .store import PostgresStore
+
+__all__ = ["PostgresStore"]

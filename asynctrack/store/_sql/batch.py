@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ... import events as ev
@@ -40,6 +40,27 @@ _VALUE = operator.itemgetter(4)
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
 _INFS = (math.inf, -math.inf)
+
+
+def segments(records: Sequence[tuple]) -> Iterator[tuple[bool, int, int]]:
+    """A batch cut into (logging, start, stop): each run of consecutive logging records, to be
+    written in bulk, and each lifecycle record alone (applied one by one, in order)."""
+    logging_ops = ev.LOGGING_OPS
+    n = len(records)
+    if n and logging_ops.issuperset(map(_OP, records)):  # one C-level pass
+        yield True, 0, n
+        return
+    i = 0
+    while i < n:
+        if records[i][1] in logging_ops:
+            j = i + 1
+            while j < n and records[j][1] in logging_ops:
+                j += 1
+            yield True, i, j
+            i = j
+        else:
+            yield False, i, i + 1
+            i += 1
 
 
 def plain_metrics(seg: Sequence[tuple], run_ids: set, stages: dict) -> bool:

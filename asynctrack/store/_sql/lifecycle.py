@@ -70,7 +70,7 @@ class Conflict(Exception):
     would give that error in MLflow's store on this dialect (MLflow passes it on in its
     messages); ``statements`` names the dialect's SQLAlchemy renderings of our statements."""
 
-    def __init__(self, render: Any, statements: dict[str, str]) -> None:
+    def __init__(self, render: Any, statements: dict[str, Any]) -> None:
         super().__init__("unique constraint violated")
         self._render = render
         self.statements = statements

@@ -12,7 +12,6 @@ MLflow's, shared with every SQL store (``store._sql``).
 from __future__ import annotations
 
 import logging
-import operator
 import os
 import sqlite3
 import threading
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import events as ev
 from ...exceptions import MlflowException
+from .._sql.batch import segments
 from ..base import StoreUnavailable
 from . import _bulk, _lifecycle
 from .connection import (
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 _logger = logging.getLogger("asynctrack")
 
 CHECKPOINT_ROWS = 20_000  # rows committed between background WAL checkpoints
-_OP = operator.itemgetter(1)
 
 
 def _identity_of(path: str) -> tuple[int, int]:
@@ -291,22 +290,12 @@ class SqliteWriter:
         """One outcome per record: runs of consecutive logging records in bulk (see _bulk),
         lifecycle records one by one, each in a savepoint of its own (see _lifecycle)."""
         outcomes: list[Any] = [None] * len(records)
-        logging_ops = ev.LOGGING_OPS
-        i, n = 0, len(records)
         if type(records) is ev.MetricBlock:  # the usual batch: metric points, decoded flat
             _bulk.apply_metric_block(conn, records, outcomes)
             return outcomes
-        if n and logging_ops.issuperset(map(_OP, records)):  # one C-level pass
-            _bulk.apply_logging(conn, records, 0, n, outcomes)
-            return outcomes
-        while i < n:
-            if records[i][1] in logging_ops:
-                j = i + 1
-                while j < n and records[j][1] in logging_ops:
-                    j += 1
+        for logging, i, j in segments(records):
+            if logging:
                 _bulk.apply_logging(conn, records, i, j, outcomes)
-                i = j
             else:
                 outcomes[i] = isolated(conn, _lifecycle.apply, self._artifact_root, records[i])
-                i += 1
         return outcomes

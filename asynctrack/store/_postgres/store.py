@@ -1,0 +1,248 @@
+"""The PostgreSQL store: MLflow 3.18's schema on a PostgreSQL server, shared by hosts.
+
+Reads are psycopg 3 (libpq) calls in the caller's thread, on a connection of that thread's
+own: blocking, as the Store interface's reads are, with no event loop and no thread hop, and
+a process that only reads starts no writer thread. (asyncpg is async-only: a read would have to
+hop onto the writer's loop, or run a loop per call.) Writes go through the writer's loop on one
+asyncpg connection (``writes``): its binary COPY is the fastest way into PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...entities import Experiment, Metric, Run
+from ...exceptions import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE, MlflowException
+from .._sql import reads
+from ..base import Store
+from .errors import is_store_failure
+from .schema import ensure_schema
+from .uri import libpq_uri, redacted
+from .writes import PostgresWriter
+
+if TYPE_CHECKING:
+    import psycopg
+
+CONNECT_TIMEOUT_S = 10
+
+
+def _driver():
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise MlflowException(
+            "PostgreSQL tracking URIs need asynctrack's PostgreSQL drivers: "
+            "pip install 'asynctrack[postgres]'.",
+            INVALID_PARAMETER_VALUE,
+        ) from exc
+    return psycopg
+
+
+class _Reader:
+    """A psycopg connection as ``_sql.reads`` wants one: ``?`` placeholders (see reads.Reader)."""
+
+    __slots__ = ("raw",)
+    _sql: dict[str, str] = {}
+
+    def __init__(self, raw: psycopg.Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, args: Any = ()) -> Any:
+        text = self._sql.get(sql)
+        if text is None:
+            text = self._sql[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return self.raw.execute(text, args)
+
+
+class PostgresStore(Store):
+    """MLflow's tracking tables on PostgreSQL (``postgresql://`` and SQLAlchemy's
+    ``postgresql+driver://`` forms; libpq's environment fills what the URI leaves out)."""
+
+    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
+        self.uri = uri
+        self.dsn = libpq_uri(uri)
+        self._shown = redacted(self.dsn)
+        self.artifact_root = artifact_root or os.path.abspath("mlruns")
+        self._local = threading.local()
+        self._connect_schema()
+        self._writer = PostgresWriter(self.dsn, self.artifact_root, self._shown)
+
+    def _connect_schema(self) -> None:
+        """Make the database MLflow 3.18's (or refuse it), as opening a SQLite file does."""
+        conn = self._connect()
+        try:
+            ensure_schema(conn, self.artifact_root)
+        except MlflowException:
+            raise
+        except Exception as exc:
+            raise self._error(exc) from exc
+        finally:
+            conn.close()
+
+    def _connect(self) -> psycopg.Connection:
+        psycopg = _driver()
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in self.dsn and not os.environ.get("PGCONNECT_TIMEOUT"):
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+        try:
+            return psycopg.connect(self.dsn, **kwargs)
+        except psycopg.Error as exc:
+            raise MlflowException(
+                f"Cannot connect to the PostgreSQL store {self._shown}: {_first_line(exc)}",
+                TEMPORARILY_UNAVAILABLE,
+            ) from exc
+
+    def _error(self, exc: BaseException) -> MlflowException:
+        """A driver error met while reading, as the MlflowException a user can act on."""
+        if is_store_failure(exc):
+            return MlflowException(
+                f"The PostgreSQL store {self._shown} is unavailable: {_first_line(exc)}",
+                TEMPORARILY_UNAVAILABLE,
+            )
+        return MlflowException(f"PostgreSQL error: {_first_line(exc)}", INTERNAL_ERROR)
+
+    @property
+    def replay_uri(self) -> str:
+        return self.uri
+
+    def limit_retries(self, until: float | None) -> None:
+        self._writer.give_up_at = until
+
+    # -- writes ---------------------------------------------------------------------------------
+    def prepare_writer(self) -> None:
+        try:
+            import asyncpg  # noqa: F401  (see Store.prepare_writer)
+        except ImportError:
+            _driver()  # psycopg may be there without asyncpg: the same message either way
+            raise MlflowException(
+                "Writing to PostgreSQL needs asyncpg: pip install 'asynctrack[postgres]'.",
+                INVALID_PARAMETER_VALUE,
+            ) from None
+
+    async def open_writer(self) -> None:
+        try:
+            await self._writer.open()
+        except Exception:  # noqa: BLE001 - the first apply reconnects, and tells its callers
+            pass
+
+    async def apply(
+        self, records: Sequence[tuple], on_commit: Callable[[list[Any]], None] | None = None
+    ) -> list[Any]:
+        return await self._writer.apply(records, on_commit)
+
+    async def close_writer(self) -> None:
+        await self._writer.close()
+
+    def reset_after_fork(self) -> None:
+        """The child of a fork opens connections of its own (never the parent's sockets)."""
+        self._writer = PostgresWriter(self.dsn, self.artifact_root, self._shown)
+        self._local = threading.local()
+
+    # -- reads ----------------------------------------------------------------------------------
+    def _conn(self) -> psycopg.Connection:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        pid = os.getpid()
+        if conn is None or local.pid != pid or conn.closed:
+            conn = self._connect()
+            local.conn, local.pid = conn, pid
+        return conn
+
+    def _read(self, fn: Callable[..., Any], *args: Any, raw: bool = False) -> Any:
+        """``fn(connection, *args)`` on this thread's connection; a connection the server
+        dropped (a restart, an idle timeout) is replaced once, then the error is the user's."""
+        psycopg = _driver()
+        for attempt in (0, 1):
+            conn = self._conn()
+            try:
+                return fn(conn if raw else _Reader(conn), *args)
+            except psycopg.Error as exc:
+                if conn.broken or conn.closed:
+                    self._local.conn = None
+                    if attempt == 0:
+                        continue
+                raise self._error(exc) from exc
+        raise AssertionError("unreachable")
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self._read(reads.experiment_by_id, _experiment_id(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self._read(reads.experiment_by_name, name)
+
+    def get_run(self, run_id: str) -> Run:
+        return self._read(reads.run, run_id)
+
+    def get_metric_history(
+        self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
+    ) -> tuple[list[Metric], str | None]:
+        return self._read(reads.metric_history, run_id, key, max_results, page_token)
+
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None,
+        run_view_type: int,
+        max_results: int | None,
+        order_by: list[str] | None,
+        page_token: str | None,
+    ) -> tuple[list[Run], str | None]:
+        from . import search
+
+        return self._read(
+            search.search_runs,
+            experiment_ids,
+            filter_string,
+            run_view_type,
+            max_results,
+            order_by,
+            page_token,
+            raw=True,
+        )
+
+    def search_experiments(
+        self,
+        view_type: int,
+        max_results: int | None,
+        filter_string: str | None,
+        order_by: list[str] | None,
+        page_token: str | None,
+    ) -> tuple[list[Experiment], str | None]:
+        from . import search
+
+        return self._read(
+            search.search_experiments,
+            view_type,
+            max_results,
+            filter_string,
+            order_by,
+            page_token,
+            raw=True,
+        )
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local = threading.local()
+
+
+_INT4_MAX = 2**31 - 1
+
+
+def _experiment_id(experiment_id: str) -> int:
+    """The id as the integer column holds it; one no experiment can have is not found (as
+    MLflow says), rather than PostgreSQL's out-of-range error."""
+    value = int(experiment_id)
+    if not -_INT4_MAX - 1 <= value <= _INT4_MAX:
+        from .._sql.rules import experiment_not_found
+
+        raise experiment_not_found(value)
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__).strip().splitlines()[0]
