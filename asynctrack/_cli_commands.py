@@ -85,7 +85,7 @@ def _unsupported_option(name: str, flag: bool = False):
 
 @cli.command()
 @click.option("--backend-store-uri", envvar="MLFLOW_BACKEND_STORE_URI", metavar="URI", default=None,
-              help="The SQLite store (default: sqlite:///mlflow.db).")
+              help="The store: sqlite:///path.db or postgresql://user@host/db (default: sqlite:///mlflow.db).")
 @click.option("--default-artifact-root", envvar="MLFLOW_DEFAULT_ARTIFACT_ROOT", metavar="URI", default=None,
               help="Artifact root of new experiments (default: mlflow-artifacts:/ when serving "
                    "artifacts, else ./mlruns).")

@@ -268,7 +268,7 @@ def _cli(cwd, *args: str) -> subprocess.CompletedProcess:
     (["--bogus"], "No such option"),
     (["--gunicorn-opts", "-w 2"], "--gunicorn-opts is not supported"),
     (["--dev"], "--dev is not supported"),
-    (["--backend-store-uri", "postgresql://x/y"], "stores to SQLite"),
+    (["--backend-store-uri", "mysql://u:secret@x/y"], "stores to SQLite"),
     (["--artifacts-destination", "s3://bucket"], "local directory only"),
     (["--workers", "0"], "at least 1"),
 ])
@@ -276,7 +276,7 @@ def test_cli_refuses_clearly(tmp_path, args, needle):
     proc = _cli(tmp_path, *args)
     assert proc.returncode == 2
     assert needle in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "secret" not in proc.stderr  # no password shown
     assert list(tmp_path.iterdir()) == []  # refused before creating anything
 
 

@@ -38,6 +38,9 @@ def local_destination(uri: str) -> str:
     return os.path.abspath(uri)
 
 
+from ..store.base import redacted
+
+
 def serve(config: ServerConfig, host: str, port: int, workers: int) -> None:
     """Run the server in the foreground until it is told to stop."""
     try:
@@ -48,10 +51,11 @@ def serve(config: ServerConfig, host: str, port: int, workers: int) -> None:
             f"asynctrack server needs Starlette and uvicorn ({exc.name} is missing): "
             "pip install 'asynctrack[server]'"
         ) from None
-    if not config.backend_store_uri.startswith("sqlite:"):
+    scheme = config.backend_store_uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in ("sqlite", "postgresql", "postgres"):
         raise ServerUsageError(
-            f"--backend-store-uri {config.backend_store_uri!r}: asynctrack server stores to "
-            "SQLite (sqlite:///path/to/mlflow.db)."
+            f"--backend-store-uri {redacted(config.backend_store_uri)!r}: asynctrack server stores "
+            "to SQLite (sqlite:///path/to/mlflow.db) or PostgreSQL (postgresql://user@host/db)."
         )
     if workers < 1:
         raise ServerUsageError("--workers must be at least 1.")

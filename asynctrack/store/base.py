@@ -24,6 +24,8 @@ def redacted(uri: str) -> str:
         password = parts.password
     except ValueError:  # not a URL with a netloc we can read: nothing to hide in it
         return uri
+    if password is None and "password=" not in parts.query:
+        return uri
     if "password=" in parts.query:  # libpq's URI parameter
         query = "&".join(
             "password=***" if p.startswith("password=") else p for p in parts.query.split("&")
