@@ -29,7 +29,7 @@ import pytest
 
 from asynctrack import MlflowClient, MlflowException
 from asynctrack.entities import Metric, Param, RunTag
-from tests._postgres import fresh_database, oracle_postgres_uri, postgres_server  # noqa: F401
+from tests._postgres import fresh_database, oracle_postgres_uri, pg_dump, postgres_server  # noqa: F401
 from tests.oracle import needs_mlflow, oracle_python, run  # noqa: F401 (skipif evaluates oracle_python)
 
 REVISION = "f4a9b2c7d1e6"
@@ -276,7 +276,26 @@ def target(request, tmp_path) -> Iterator[Target]:
         return
     server = request.getfixturevalue("postgres_server")
     with fresh_database(server) as uri:
-        yield Target(uri, oracle_postgres_uri(uri), lambda: True)
+        mlflow_uri = oracle_postgres_uri(uri)
+        reference = _schema_made_by_asynctrack(server)
+        # Whoever made the schema, writing leaves it exactly MLflow's (no table, index or
+        # column of ours: the writer's COPY table is a session's temporary one).
+        yield Target(uri, mlflow_uri, lambda: pg_dump(uri, "--schema-only") == reference)
+
+
+_SCHEMA_DUMPS: dict[str, str] = {}
+
+
+def _schema_made_by_asynctrack(server: str) -> str:
+    """pg_dump --schema-only of a database asynctrack initialised (which
+    test_postgres_schema proves is MLflow's), once a server."""
+    if server not in _SCHEMA_DUMPS:
+        from asynctrack.store._postgres.schema import ensure_schema_at
+
+        with fresh_database(server) as uri:
+            ensure_schema_at(uri)
+            _SCHEMA_DUMPS[server] = pg_dump(uri, "--schema-only")
+    return _SCHEMA_DUMPS[server]
 
 
 # ---------------------------------------------------------------------------- asynctrack -> MLflow
