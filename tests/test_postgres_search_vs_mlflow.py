@@ -1,0 +1,236 @@
+"""search_runs / search_experiments on PostgreSQL against MLflow 3.18 itself, on one database.
+
+MLflow 3.18 (the oracle, through psycopg2) fills a fresh PostgreSQL database with the search
+tests' world (tests/_search_data.py's ``build``, run by MLflow's own client) and answers every
+query of tests/test_search_vs_mlflow.py there, in one process. asynctrack's
+``_postgres.search`` answers the same queries on a psycopg 3 connection to the same database:
+run ids, their order, every page and its token, the runs' contents, and the error code and
+message of every bad filter, order_by, page token and max_results must be the same.
+PostgreSQL decides string order (its collation), NULL order, LIKE escapes and ILIKE for both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from asynctrack.entities import ViewType
+from tests import oracle
+from tests._postgres import ROOT, fresh_database, postgres_server  # noqa: F401
+from tests.oracle import needs_mlflow, oracle_python  # noqa: F401 - needs_mlflow evaluates it here
+from tests.test_search_vs_mlflow import (
+    BAD_FILTERS,
+    BAD_ORDERS,
+    WALKS,
+    _err,
+    _exp_queries,
+    _normalize,
+    _oracle_search,
+    _ours_runs,
+    _queries,
+    _run_aliases,
+    _token,
+)
+
+pytestmark = needs_mlflow
+
+BUILD_SCRIPT = """
+import sys
+sys.path.insert(0, ARGS["root"])
+import mlflow
+from tests._search_data import build
+_out(build(ARGS["uri"], lib=mlflow))
+"""
+
+
+class _Page(list):
+    token = None
+
+
+class PgSearch:
+    """MlflowClient's search_runs / search_experiments (its defaults) over
+    ``asynctrack.store._postgres.search`` on one psycopg connection: what the differential
+    helpers of tests/test_search_vs_mlflow.py call."""
+
+    def __init__(self, conn):
+        from asynctrack.store._postgres import search
+
+        self.conn, self.search = conn, search
+
+    def search_runs(self, experiment_ids, filter_string="", run_view_type=ViewType.ACTIVE_ONLY,
+                    max_results=1000, order_by=None, page_token=None):
+        runs, token = self.search.search_runs(
+            self.conn, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
+        )
+        page = _Page(runs)
+        page.token = token
+        return page
+
+    def search_experiments(self, view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+                           filter_string=None, order_by=None, page_token=None):
+        exps, token = self.search.search_experiments(
+            self.conn, view_type, max_results, filter_string, order_by, page_token
+        )
+        page = _Page(exps)
+        page.token = token
+        return page
+
+
+@contextlib.contextmanager
+def _collated_template(server_uri: str, psycopg, collation: str) -> Iterator[str | None]:
+    """An empty database to copy whose string order is ``collation``'s: None for the server's
+    own (scripts/postgres.sh: C, byte order), else an ICU locale (case and accents ordered as
+    people read them), where this PostgreSQL has ICU."""
+    if collation == "C":
+        yield None
+        return
+    name = f"asynctrack_icu_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_uri, autocommit=True) as conn:
+        try:
+            conn.execute(
+                f"CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE_PROVIDER icu "
+                f"ICU_LOCALE '{collation}'"
+            )
+        except psycopg.Error as exc:
+            pytest.skip(f"this PostgreSQL cannot make an ICU database ({exc.sqlstate})")
+    try:
+        yield name
+    finally:
+        with psycopg.connect(server_uri, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["C", "en-US"])
+def pg_world(request, postgres_server, tmp_path_factory):  # noqa: F811 - the fixture
+    """One database that MLflow filled (in the server's C collation, or an ICU one), MLflow's
+    answers on it, and a psycopg connection to it."""
+    psycopg = pytest.importorskip("psycopg")
+    py = oracle.oracle_python()
+    probe = oracle.subprocess.run([py, "-c", "import psycopg2"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("psycopg2 not installed in the MLflow oracle (.venv-oracle): pip install psycopg2-binary")
+    cwd = tmp_path_factory.mktemp("pg-search")
+    with _collated_template(postgres_server, psycopg, request.param) as template, \
+            fresh_database(postgres_server, template) as uri:
+        mlflow_uri = uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+        data = oracle.run(BUILD_SCRIPT, cwd=cwd, uri=mlflow_uri, root=str(ROOT))
+        queries = _queries(data)
+        theirs = _oracle_search(mlflow_uri, cwd, data, queries)
+        with psycopg.connect(uri, autocommit=True) as conn:
+            yield {
+                "data": data,
+                "queries": queries,
+                "oracle": theirs,
+                "norm": _run_aliases(data),
+                "conn": conn,
+                "client": PgSearch(conn),
+            }
+
+
+def test_search_runs_same_ids_order_tokens_and_errors(pg_world):
+    client = pg_world["client"]
+    mismatches = []
+    for q, theirs in zip(pg_world["queries"], pg_world["oracle"]["runs"]):
+        ours = _normalize(pg_world["norm"](_ours_runs(client, q)))
+        if ours != _normalize(theirs):
+            mismatches.append((q, ours, theirs))
+    assert not mismatches, json.dumps(mismatches[:5], indent=1)
+    found = [r for r in pg_world["oracle"]["runs"] if r.get("ids")]
+    errors = [r for r in pg_world["oracle"]["runs"] if "message" in r]
+    assert len(found) > 150 and len(errors) >= len(BAD_FILTERS) + len(BAD_ORDERS)
+
+
+def test_search_runs_pages_same_as_mlflow(pg_world):
+    client = pg_world["client"]
+    exps = pg_world["data"]["experiments"]
+    for walk, theirs in zip(WALKS, pg_world["oracle"]["walks"]):
+        pages, token = [], None
+        while True:
+            page = client.search_runs(exps, walk["filter"], 3, walk["size"], walk["order"], token)
+            pages.append([[r.info.run_id for r in page], _token(page.token)])
+            token = page.token
+            if not token:
+                break
+        assert pg_world["norm"](pages) == theirs
+        ids = [i for p in pages for i in p[0]]
+        assert len(ids) == len(set(ids))
+
+
+def test_search_runs_contents_same_as_mlflow(pg_world):
+    def num(x):
+        return "nan" if isinstance(x, float) and math.isnan(x) else x
+
+    runs = pg_world["client"].search_runs(pg_world["data"]["experiments"], "", 3, 1000, ["metrics.m1"])
+    ours = [
+        {
+            "info": dict(r.info),
+            "params": r.data.params,
+            "tags": r.data.tags,
+            "metrics": {k: num(v) for k, v in r.data.metrics.items()},
+        }
+        for r in runs
+    ]
+    assert pg_world["norm"](ours) == pg_world["oracle"]["contents"]
+    assert len(ours) == len(pg_world["data"]["runs"])
+
+
+def test_search_experiments_same_as_mlflow(pg_world):
+    client = pg_world["client"]
+    mismatches = []
+    for q, theirs in zip(_exp_queries(), pg_world["oracle"]["exps"]):
+        try:
+            page = client.search_experiments(**q)
+            ours = {"ids": [e.experiment_id for e in page], "token": _token(page.token)}
+        except Exception as e:  # noqa: BLE001 - compared with what MLflow raised
+            ours = _err(e)
+        if _normalize(ours) != _normalize(theirs):
+            mismatches.append((q, ours, theirs))
+    assert not mismatches, json.dumps(mismatches[:5], indent=1)
+    ours = [
+        {"id": e.experiment_id, "name": e.name, "tags": e.tags, "stage": e.lifecycle_stage,
+         "created": e.creation_time, "updated": e.last_update_time, "location": e.artifact_location}
+        for e in client.search_experiments(view_type=3)
+    ]
+    assert ours == pg_world["oracle"]["experiments"]
+
+
+class _Watched:
+    """A psycopg connection that notes, at each query, the transaction it runs in."""
+
+    def __init__(self, conn):
+        self.conn, self.seen = conn, []
+        self.info, self.transaction = conn.info, conn.transaction
+
+    def execute(self, sql, args=None):
+        cursor = self.conn.execute(sql, args)
+        state = self.conn.execute("SELECT current_setting('transaction_isolation'), "
+                                  "current_setting('transaction_read_only')").fetchone()
+        self.seen.append((sql.split()[0], self.conn.info.transaction_status.name, *state))
+        return cursor
+
+
+def test_search_reads_one_snapshot_and_leaves_no_transaction(pg_world):
+    """On an idle autocommit connection a search opens one REPEATABLE READ READ ONLY
+    transaction for all its queries and ends it; inside the caller's transaction it uses
+    that one."""
+    from asynctrack.store._postgres import search
+    from psycopg import pq
+
+    conn, exps = pg_world["conn"], pg_world["data"]["experiments"]
+    watched = _Watched(conn)
+    runs, _ = search.search_runs(watched, exps, "metrics.m1 > 0", ViewType.ALL, 5, ["params.p1"], None)
+    search.search_experiments(watched, ViewType.ALL, 5, "tags.team IS NOT NULL", None, None)
+    assert runs and len(watched.seen) == 4 + 3  # SET, page, pairs, metrics; SET, page, tags
+    assert {s[1:] for s in watched.seen} == {("INTRANS", "repeatable read", "on")}
+    assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+    watched.seen.clear()
+    with conn.transaction():
+        search.search_runs(watched, exps, "", ViewType.ALL, 5, None, None)
+        assert conn.info.transaction_status == pq.TransactionStatus.INTRANS
+    assert [s[0] for s in watched.seen] == ["SELECT"] * 3  # no SET: the caller's transaction
+    assert conn.info.transaction_status == pq.TransactionStatus.IDLE
