@@ -12,8 +12,6 @@ PostgreSQL decides string order (its collation), NULL order, LIKE escapes and IL
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import uuid
 from collections.abc import Iterator
 
@@ -24,17 +22,13 @@ from tests import oracle
 from tests._postgres import ROOT, fresh_database, postgres_server  # noqa: F401
 from tests.oracle import needs_mlflow, oracle_python  # noqa: F401 - needs_mlflow evaluates it here
 from tests.test_search_vs_mlflow import (
-    BAD_FILTERS,
-    BAD_ORDERS,
-    WALKS,
-    _err,
-    _exp_queries,
-    _normalize,
     _oracle_search,
-    _ours_runs,
     _queries,
     _run_aliases,
-    _token,
+    check_contents,
+    check_experiments,
+    check_pages,
+    check_runs,
 )
 
 pytestmark = needs_mlflow
@@ -133,70 +127,19 @@ def pg_world(request, postgres_server, tmp_path_factory):  # noqa: F811 - the fi
 
 
 def test_search_runs_same_ids_order_tokens_and_errors(pg_world):
-    client = pg_world["client"]
-    mismatches = []
-    for q, theirs in zip(pg_world["queries"], pg_world["oracle"]["runs"]):
-        ours = _normalize(pg_world["norm"](_ours_runs(client, q)))
-        if ours != _normalize(theirs):
-            mismatches.append((q, ours, theirs))
-    assert not mismatches, json.dumps(mismatches[:5], indent=1)
-    found = [r for r in pg_world["oracle"]["runs"] if r.get("ids")]
-    errors = [r for r in pg_world["oracle"]["runs"] if "message" in r]
-    assert len(found) > 150 and len(errors) >= len(BAD_FILTERS) + len(BAD_ORDERS)
+    check_runs(pg_world["client"], pg_world)
 
 
 def test_search_runs_pages_same_as_mlflow(pg_world):
-    client = pg_world["client"]
-    exps = pg_world["data"]["experiments"]
-    for walk, theirs in zip(WALKS, pg_world["oracle"]["walks"]):
-        pages, token = [], None
-        while True:
-            page = client.search_runs(exps, walk["filter"], 3, walk["size"], walk["order"], token)
-            pages.append([[r.info.run_id for r in page], _token(page.token)])
-            token = page.token
-            if not token:
-                break
-        assert pg_world["norm"](pages) == theirs
-        ids = [i for p in pages for i in p[0]]
-        assert len(ids) == len(set(ids))
+    check_pages(pg_world["client"], pg_world)
 
 
 def test_search_runs_contents_same_as_mlflow(pg_world):
-    def num(x):
-        return "nan" if isinstance(x, float) and math.isnan(x) else x
-
-    runs = pg_world["client"].search_runs(pg_world["data"]["experiments"], "", 3, 1000, ["metrics.m1"])
-    ours = [
-        {
-            "info": dict(r.info),
-            "params": r.data.params,
-            "tags": r.data.tags,
-            "metrics": {k: num(v) for k, v in r.data.metrics.items()},
-        }
-        for r in runs
-    ]
-    assert pg_world["norm"](ours) == pg_world["oracle"]["contents"]
-    assert len(ours) == len(pg_world["data"]["runs"])
+    check_contents(pg_world["client"], pg_world)
 
 
 def test_search_experiments_same_as_mlflow(pg_world):
-    client = pg_world["client"]
-    mismatches = []
-    for q, theirs in zip(_exp_queries(), pg_world["oracle"]["exps"]):
-        try:
-            page = client.search_experiments(**q)
-            ours = {"ids": [e.experiment_id for e in page], "token": _token(page.token)}
-        except Exception as e:  # noqa: BLE001 - compared with what MLflow raised
-            ours = _err(e)
-        if _normalize(ours) != _normalize(theirs):
-            mismatches.append((q, ours, theirs))
-    assert not mismatches, json.dumps(mismatches[:5], indent=1)
-    ours = [
-        {"id": e.experiment_id, "name": e.name, "tags": e.tags, "stage": e.lifecycle_stage,
-         "created": e.creation_time, "updated": e.last_update_time, "location": e.artifact_location}
-        for e in client.search_experiments(view_type=3)
-    ]
-    assert ours == pg_world["oracle"]["experiments"]
+    check_experiments(pg_world["client"], pg_world)
 
 
 class _Watched:
