@@ -20,6 +20,7 @@ import pytest
 from asynctrack.entities import ViewType
 from tests import oracle
 from tests._postgres import ROOT, fresh_database, postgres_server  # noqa: F401
+from tests.oracle import error_of
 from tests.oracle import needs_mlflow, oracle_python  # noqa: F401 - needs_mlflow evaluates it here
 from tests.test_search_vs_mlflow import (
     _oracle_search,
@@ -33,12 +34,23 @@ from tests.test_search_vs_mlflow import (
 
 pytestmark = needs_mlflow
 
+# Offsets PostgreSQL itself refuses: MLflow's session answers BAD_REQUEST with the driver's words.
+PG_BAD_TOKENS = ["eyJvZmZzZXQiOiAtNX0=", "eyJvZmZzZXQiOiA5MjIzMzcyMDM2ODU0Nzc1ODA4fQ=="]
 BUILD_SCRIPT = """
 import sys
 sys.path.insert(0, ARGS["root"])
 import mlflow
 from tests._search_data import build
-_out(build(ARGS["uri"], lib=mlflow))
+data = build(ARGS["uri"], lib=mlflow)
+client = mlflow.MlflowClient(ARGS["uri"])
+data["bad_tokens"] = []
+for token in ARGS["tokens"]:
+    try:
+        client.search_runs(data["experiments"], page_token=token)
+        data["bad_tokens"].append(None)
+    except Exception as e:
+        data["bad_tokens"].append(_err(e))
+_out(data)
 """
 
 
@@ -112,7 +124,7 @@ def pg_world(request, postgres_server, tmp_path_factory):  # noqa: F811 - the fi
     with _collated_template(postgres_server, psycopg, request.param) as template, \
             fresh_database(postgres_server, template) as uri:
         mlflow_uri = uri.replace("postgresql://", "postgresql+psycopg2://", 1)
-        data = oracle.run(BUILD_SCRIPT, cwd=cwd, uri=mlflow_uri, root=str(ROOT))
+        data = oracle.run(BUILD_SCRIPT, cwd=cwd, uri=mlflow_uri, root=str(ROOT), tokens=PG_BAD_TOKENS)
         queries = _queries(data)
         theirs = _oracle_search(mlflow_uri, cwd, data, queries)
         with psycopg.connect(uri, autocommit=True) as conn:
@@ -140,6 +152,16 @@ def test_search_runs_contents_same_as_mlflow(pg_world):
 
 def test_search_experiments_same_as_mlflow(pg_world):
     check_experiments(pg_world["client"], pg_world)
+
+
+def test_offsets_postgresql_refuses_are_mlflows_bad_request(pg_world):
+    """A token whose offset PostgreSQL refuses: MLflow's error code, and PostgreSQL's words
+    in the message (MLflow's message adds its SQL text after them)."""
+    exps = pg_world["data"]["experiments"]
+    for token, theirs in zip(PG_BAD_TOKENS, pg_world["data"]["bad_tokens"]):
+        ours = error_of(pg_world["client"].search_runs, exps, page_token=token)
+        assert theirs is not None and ours["error_code"] == theirs["error_code"] == "BAD_REQUEST"
+        assert theirs["message"].startswith(ours["message"].replace("psycopg.", "psycopg2.")), (ours, theirs)
 
 
 class _Watched:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..._gc import paused_gc
 from ...entities import Experiment, Run, RunData, RunInfo
+from ...exceptions import BAD_REQUEST, MlflowException
 from .._sql import search_sql
 from .._sql.reads import run_info_from_row
 from .._sql.search_sql import Dialect, compile_run_search, create_page_token
@@ -113,12 +114,25 @@ def search_runs(
         sql += " OFFSET %s"
         args.append(offset)
     with _snapshot(conn):
-        rows = conn.execute(sql, args).fetchall()
+        rows = _page_rows(conn, sql, args)
         token = None
         if max_results is not None and len(rows) == max_results + 1:
             token = create_page_token(offset + max_results)
             del rows[max_results:]
         return _load_page(conn, rows), token
+
+
+def _page_rows(conn: psycopg.Connection, sql: str, args: list) -> list:
+    """The page query's rows. A page token's offset that PostgreSQL refuses (negative, past
+    bigint) is MLflow's BAD_REQUEST with the database's words, as its session wraps them."""
+    from psycopg import errors
+
+    try:
+        return conn.execute(sql, args).fetchall()
+    except errors.DataError as exc:
+        raise MlflowException(
+            f"({type(exc).__module__}.{type(exc).__name__}) {str(exc).strip()}", BAD_REQUEST
+        ) from None
 
 
 def _load_page(conn: psycopg.Connection, page: list) -> list[Run]:
