@@ -137,6 +137,19 @@ async def test_non_finite_values_in_either_path(conn):
 
 
 @pytest.mark.asyncio
+async def test_non_finite_values_in_a_block(conn):
+    run_id = await new_run(conn)
+    pts = [(run_id, "a", 1.0, 1, 1), (run_id, "a", math.nan, 1, 2), (run_id, "b", math.inf, 1, 1), (run_id, "c", -math.inf, 1, 1)]
+    assert await apply_block(conn, pts) == [None] * 4
+    assert set(await rows(conn, "SELECT key, value, step, is_nan FROM metrics")) == {
+        ("a", 1.0, 1, False), ("a", 0.0, 2, True), ("b", MAX, 1, False), ("c", -MAX, 1, False)
+    }
+    assert set(await rows(conn, "SELECT key, value, step, is_nan FROM latest_metrics")) == {
+        ("a", 0.0, 2, True), ("b", MAX, 1, False), ("c", -MAX, 1, False)
+    }
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("first", ["nan", "zero", "negzero"])
 async def test_equal_points_first_logged_is_latest(conn, first):
     """NaN and 0.0 (both stored as 0) and -0.0 and 0.0 (equal, different bits) at one step and
@@ -211,6 +224,10 @@ async def test_batches_mixing_runs_and_refused_runs(conn):
         if r in (a, b):
             want[(r, k)] = max(want.get((r, k), -1), step)
     assert latest == sorted((r, k, s) for (r, k), s in want.items())
+    out = await apply_block(conn, [(a, "x", 1.0, 1, 1), (gone, "x", 1.0, 1, 1)])  # no unknown run to fail a COPY
+    assert codes(out) == [None, "INVALID_PARAMETER_VALUE"]
+    assert await rows(conn, "SELECT count(*) FROM metrics WHERE run_uuid = $1", gone) == [(0,)]
+    assert await rows(conn, "SELECT count(*) FROM latest_metrics WHERE run_uuid = $1", gone) == [(0,)]
     out = await apply(conn, [rec(ev.PARAM, gone, "p", "1"), rec(ev.TAG, nowhere, "t", "1"), rec(ev.TAG, a, "t", "1")])
     assert codes(out) == ["INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", None]
 
@@ -503,16 +520,17 @@ values = st.one_of(
     st.sampled_from([0.0, -0.0, 1.0, math.nan, math.inf, -math.inf, MAX, -MAX]),
 )
 points = st.tuples(st.sampled_from(KEYS), values, st.integers(0, 3), st.integers(-2, 3))
+metric_records = st.builds(lambda p: ("m", p), points)
 batches = st.lists(
-    st.tuples(
-        st.booleans(),  # all-METRIC batches: as a MetricBlock (True) or as records
-        st.lists(
-            st.one_of(
-                st.builds(lambda p: ("m", p), points),
-                st.builds(lambda ps: ("b", ps), st.lists(points, min_size=1, max_size=20)),
+    st.one_of(
+        st.tuples(st.just(True), st.lists(metric_records, min_size=1, max_size=30)),  # as a MetricBlock
+        st.tuples(
+            st.just(False),  # as records
+            st.lists(
+                st.one_of(metric_records, st.builds(lambda ps: ("b", ps), st.lists(points, min_size=1, max_size=20))),
+                min_size=1,
+                max_size=30,
             ),
-            min_size=1,
-            max_size=30,
         ),
     ),
     min_size=1,
@@ -551,7 +569,7 @@ def test_bulk_paths_match_mlflows_rules(db, batches):
             await _bulk.prepare_connection(c)
             run_id = await new_run(c)
             for as_block, batch in batches:
-                if as_block and all(kind == "m" for kind, _ in batch):
+                if as_block:
                     out = await apply_block(c, [(run_id, *p) for _, p in batch])
                 else:
                     recs = [

@@ -8,6 +8,15 @@ optional ``postgres`` extra, imported when a PostgreSQL store is opened, never b
 ``import asynctrack``.
 """
 
-from .store import PostgresStore
+from typing import Any
 
 __all__ = ["PostgresStore"]
+
+
+def __getattr__(name: str) -> Any:
+    # The store on first use: importing .schema (or .uri) must not load the write path.
+    if name == "PostgresStore":
+        from .store import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(name)

@@ -21,13 +21,17 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Sequence
-import asyncpg
+from typing import TYPE_CHECKING
 
 from ... import events as ev
 from ...exceptions import INTERNAL_ERROR, MlflowException
 from .._sql.batch import FEW, params_wanted, plain_block, plain_metrics, sort_out
 from .._sql.rules import LATEST_ORDER, NAN_MARK, latest_of_block, points_in_order
 from .errors import is_statement_error
+
+if TYPE_CHECKING:
+    import asyncpg
+
 
 _POINTS = "asynctrack_points"  # the connection's temporary table of a batch's points
 # ``ord``: a point's place in logging order, which breaks ties between points equal in
@@ -256,9 +260,9 @@ async def apply_metric_block(conn: asyncpg.Connection, block: ev.MetricBlock, ou
             async with conn.transaction():
                 await _copy_plain(conn, fields)
             return
-        except asyncpg.UniqueViolationError:
-            pass  # a point stored already (a replay) or twice in the block: the duplicate rule
         except Exception as exc:  # noqa: BLE001 - sorted by is_statement_error
+            # a point stored already (a replay) or twice in the block (the duplicate rule), or
+            # a value PostgreSQL refuses: the general way finds out, record by record
             if not is_statement_error(exc):
                 raise
     await apply_logging(conn, list(block), 0, len(block), outcomes)

@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...entities import Experiment, Metric, Run
 from ...exceptions import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE, MlflowException
-from .._sql import reads
+from .._sql.store_reads import SqlReads
 from ..base import Store
+from . import search
 from .errors import is_store_failure
 from .schema import ensure_schema
 from .uri import libpq_uri, redacted
@@ -57,9 +57,11 @@ class _Reader:
         return self.raw.execute(text, args)
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlReads, Store):
     """MLflow's tracking tables on PostgreSQL (``postgresql://`` and SQLAlchemy's
     ``postgresql+driver://`` forms; libpq's environment fills what the URI leaves out)."""
+
+    _search = search
 
     def __init__(self, uri: str, artifact_root: str | None = None) -> None:
         self.uri = uri
@@ -167,61 +169,8 @@ class PostgresStore(Store):
                 raise self._error(exc) from exc
         raise AssertionError("unreachable")
 
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        return self._read(reads.experiment_by_id, _experiment_id(experiment_id))
-
-    def get_experiment_by_name(self, name: str) -> Experiment | None:
-        return self._read(reads.experiment_by_name, name)
-
-    def get_run(self, run_id: str) -> Run:
-        return self._read(reads.run, run_id)
-
-    def get_metric_history(
-        self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
-    ) -> tuple[list[Metric], str | None]:
-        return self._read(reads.metric_history, run_id, key, max_results, page_token)
-
-    def search_runs(
-        self,
-        experiment_ids: list[str],
-        filter_string: str | None,
-        run_view_type: int,
-        max_results: int | None,
-        order_by: list[str] | None,
-        page_token: str | None,
-    ) -> tuple[list[Run], str | None]:
-        from . import search
-
-        return self._read(
-            search.search_runs,
-            experiment_ids,
-            filter_string,
-            run_view_type,
-            max_results,
-            order_by,
-            page_token,
-            raw=True,
-        )
-
-    def search_experiments(
-        self,
-        view_type: int,
-        max_results: int | None,
-        filter_string: str | None,
-        order_by: list[str] | None,
-        page_token: str | None,
-    ) -> tuple[list[Experiment], str | None]:
-        from . import search
-
-        return self._read(
-            search.search_experiments,
-            view_type,
-            max_results,
-            filter_string,
-            order_by,
-            page_token,
-            raw=True,
-        )
+    def _experiment_key(self, experiment_id: str) -> int:
+        return _experiment_id(experiment_id)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

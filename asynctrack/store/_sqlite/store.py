@@ -8,9 +8,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...entities import Experiment, Metric, Run
 from ..base import Store, StoreUnavailable
-from .._sql import reads
+from .._sql.store_reads import SqlReads
 from . import search
 from .access import Access, open_error, open_file, why_read_only
 from .connection import READER_PRAGMAS, SQLITE_FORK_GATE, connect, path_from_uri, retry_sync
@@ -29,7 +28,7 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-class SqliteStore(Store):
+class SqliteStore(SqlReads, Store):
     """Reads on a per-thread sqlite3 connection in the caller's thread; writes through aiosqlite.
 
     A file this process cannot write (read-only mount, immutable, no write permission) is opened
@@ -124,7 +123,9 @@ class SqliteStore(Store):
             local.conn, local.generation, local.access = conn, _fork_generation, access
         return conn
 
-    def _read(self, fn, *args):
+    _search = search
+
+    def _read(self, fn, *args, raw: bool = False):  # a sqlite3 connection takes ? as it is
         conn = self._conn()
 
         def read():
@@ -132,51 +133,6 @@ class SqliteStore(Store):
                 return fn(conn, *args)
 
         return retry_sync(read)
-
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        return self._read(reads.experiment_by_id, int(experiment_id))
-
-    def get_experiment_by_name(self, name: str) -> Experiment | None:
-        return self._read(reads.experiment_by_name, name)
-
-    def get_run(self, run_id: str) -> Run:
-        return self._read(reads.run, run_id)
-
-    def get_metric_history(
-        self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
-    ) -> tuple[list[Metric], str | None]:
-        return self._read(reads.metric_history, run_id, key, max_results, page_token)
-
-    def search_runs(
-        self,
-        experiment_ids: list[str],
-        filter_string: str | None,
-        run_view_type: int,
-        max_results: int | None,
-        order_by: list[str] | None,
-        page_token: str | None,
-    ) -> tuple[list[Run], str | None]:
-        return self._read(
-            search.search_runs,
-            experiment_ids,
-            filter_string,
-            run_view_type,
-            max_results,
-            order_by,
-            page_token,
-        )
-
-    def search_experiments(
-        self,
-        view_type: int,
-        max_results: int | None,
-        filter_string: str | None,
-        order_by: list[str] | None,
-        page_token: str | None,
-    ) -> tuple[list[Experiment], str | None]:
-        return self._read(
-            search.search_experiments, view_type, max_results, filter_string, order_by, page_token
-        )
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
