@@ -13,6 +13,7 @@ database, and the generator of asynctrack/store/_postgres/schema.sql from MLflow
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import re
@@ -135,15 +136,26 @@ def pg_dump(uri: str, *args: str) -> str:
     )
 
 
-def mlflow_initialise(uri: str, artifact_root: str) -> None:
-    """MLflow 3.18 itself opens the database at ``uri`` (its SqlAlchemyStore: the whole alembic
-    chain on an empty database, then the Default experiment), through psycopg2 in the oracle."""
+def oracle_postgres_uri(uri: str) -> str:
+    """``uri`` as MLflow (the oracle) opens it, through psycopg2; skips where the oracle lacks
+    psycopg2 or is missing."""
     py = oracle.oracle_python()
     if py is None:
         pytest.skip("MLflow 3.18 oracle not installed (.venv-oracle)")
-    probe = subprocess.run([py, "-c", "import psycopg2"], capture_output=True)
-    if probe.returncode != 0:
+    if not _oracle_has_psycopg2(py):
         pytest.skip("psycopg2 not installed in the MLflow oracle (.venv-oracle): pip install psycopg2-binary")
+    return uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _oracle_has_psycopg2(py: str) -> bool:
+    return subprocess.run([py, "-c", "import psycopg2"], capture_output=True).returncode == 0
+
+
+def mlflow_initialise(uri: str, artifact_root: str) -> None:
+    """MLflow 3.18 itself opens the database at ``uri`` (its SqlAlchemyStore: the whole alembic
+    chain on an empty database, then the Default experiment), through psycopg2 in the oracle."""
+    mlflow_uri = oracle_postgres_uri(uri)
     oracle.run(
         """
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -151,7 +163,7 @@ def mlflow_initialise(uri: str, artifact_root: str) -> None:
         store.engine.dispose()
         _out(True)
         """,
-        uri=uri.replace("postgresql://", "postgresql+psycopg2://", 1),
+        uri=mlflow_uri,
         root=artifact_root,
     )
 

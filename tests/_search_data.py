@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import random
 
-from asynctrack import MlflowClient
-from asynctrack.entities import Metric, Param, RunTag
-
 STRINGS = ["abc", "Abc", "ABC", "a_c", "a%c", "a*c", "a?c", "[ab]c", "", "x y", "é", "b", "ab", "abcd"]
 METRIC_VALUES = [0.0, -1.0, 0.5, 1.0, 1.0, 2.5, 100.0, float("nan"), float("inf"), float("-inf"), 1e-3]
 STATUSES = ["RUNNING", "FINISHED", "FAILED", "KILLED", "SCHEDULED"]
@@ -17,8 +14,17 @@ METRIC_KEYS = ["m1", "m2", "m 3"]
 TAG_KEYS = ["t1", "t2", "T1"]
 
 
-def build(uri: str, n_runs: int = 60, seed: int = 7) -> dict:
-    """Fill a store; return {"experiments": [...ids], "runs": [...ids], "deleted_experiment": id}."""
+def build(uri: str, n_runs: int = 60, seed: int = 7, lib=None) -> dict:
+    """Fill a store; return {"experiments": [...ids], "runs": [...ids], "deleted_experiment": id}.
+
+    ``lib``: the package whose client fills it, asynctrack (None) or MLflow itself (``mlflow``,
+    in the oracle: tests/test_postgres_search_vs_mlflow.py runs this module there)."""
+    if lib is None:
+        from asynctrack import MlflowClient
+        from asynctrack.entities import Metric, Param, RunTag
+    else:
+        MlflowClient = lib.MlflowClient
+        Metric, Param, RunTag = lib.entities.Metric, lib.entities.Param, lib.entities.RunTag
     rnd = random.Random(seed)
     client = MlflowClient(uri)
     exps = [
@@ -50,7 +56,8 @@ def build(uri: str, n_runs: int = 60, seed: int = 7) -> dict:
             client.delete_run(rid)
         runs.append(rid)
     client.delete_experiment(exps[3])
-    client.flush()
+    if lib is None:
+        client.flush()
     return {"experiments": exps[:3], "runs": runs, "deleted_experiment": exps[3]}
 
 
@@ -58,6 +65,9 @@ def build_frames(uri: str) -> dict:
     """Experiments of awkward runs: keys missing from some runs, NaN/±inf/-0.0 metrics, running
     runs (no end_time), a metric that is NaN in every run, runs with nothing logged, an
     experiment whose runs all run, and an empty one. Returns the client and their ids."""
+    from asynctrack import MlflowClient
+    from asynctrack.entities import Metric, Param, RunTag
+
     client = MlflowClient(uri)
     mixed = client.create_experiment("mixed")
     running = client.create_experiment("running")

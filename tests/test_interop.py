@@ -1,6 +1,7 @@
 """The file format is MLflow 3.18's: each side opens, reads and keeps writing what the other wrote.
 
-* A file asynctrack created (from an empty file) and filled reads the same through
+* Both on a SQLite file and on a PostgreSQL database (MLflow through psycopg2):
+* A store asynctrack created (from an empty file or database) and filled reads the same through
   ``mlflow.MlflowClient("sqlite:///...")`` as through asynctrack: experiments, runs (info), params,
   tags, latest metrics and whole metric histories, compared exactly; MLflow's search over it works.
 * A file MLflow created and filled reads the same through asynctrack; asynctrack keeps writing to
@@ -20,12 +21,15 @@ import json
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from asynctrack import MlflowClient, MlflowException
 from asynctrack.entities import Metric, Param, RunTag
+from tests._postgres import fresh_database, oracle_postgres_uri, pg_dump, postgres_server  # noqa: F401
 from tests.oracle import needs_mlflow, oracle_python, run  # noqa: F401 (skipif evaluates oracle_python)
 
 REVISION = "f4a9b2c7d1e6"
@@ -94,6 +98,48 @@ def dump(client, experiment_ids, run_ids):
             for key in sorted(run.data.metrics)
         }
     return out
+'''
+
+# MLflow's own client filling a store (run in the oracle): experiments, runs, params, tags and
+# metrics of every kind. ``mlflow_fill(client)`` returns (experiment ids, run ids).
+MLFLOW_FILL = r'''
+from mlflow.entities import Metric, Param, RunTag
+
+
+def mlflow_fill(c):
+    e1 = c.create_experiment("ml-a", tags={"team": "vision", "mlflow.note.content": "notes"})
+    e2 = c.create_experiment("ml-b", artifact_location="s3://bucket/ml-b")
+    c.rename_experiment(e2, "ml-b-renamed")
+    c.set_experiment_tag(e2, "stage", "prod")
+    e3 = c.create_experiment("ml-gone")
+    r1 = c.create_run(e1, start_time=1000, tags={"mlflow.user": "bob", "k": "v"}, run_name="first").info.run_id
+    for step in range(5):
+        c.log_metric(r1, "loss", 1.0 / (step + 1), timestamp=2000 + step, step=step)
+    c.log_metric(r1, "loss", 0.5, timestamp=1500, step=1)   # out of order
+    c.log_metric(r1, "nan", float("nan"), timestamp=2000, step=0)
+    c.log_metric(r1, "inf", float("inf"), timestamp=2000, step=0)
+    c.log_metric(r1, "ninf", float("-inf"), timestamp=2000, step=0)
+    c.log_metric(r1, "acc", 0.9, timestamp=3000, step=7)
+    c.log_metric(r1, "acc", 0.95, timestamp=2500, step=7)
+    c.log_param(r1, "lr", "0.01")
+    c.log_param(r1, "layers", 3)
+    c.set_tag(r1, "mlflow.runName", "first-renamed")
+    c.log_batch(r1, metrics=[Metric("batch", float(i), 4000 + i, i) for i in range(50)],
+                params=[Param("bp", "x")], tags=[RunTag("bt", "y")])
+    c.set_terminated(r1, end_time=9000)
+    r2 = c.create_run(e1, tags={"mlflow.runName": "by-tag"}).info.run_id
+    c.log_metric(r2, "loss", 2.0, timestamp=100, step=0)
+    r3 = c.create_run(e1, run_name="doomed").info.run_id
+    c.log_param(r3, "p", "q")
+    c.log_metric(r3, "m", 1.0, timestamp=100, step=0)
+    c.delete_run(r3)
+    r4 = c.create_run(e2).info.run_id
+    c.update_run(r4, status="FAILED", name="updated-name")
+    r5 = c.create_run("0", run_name="in-default").info.run_id
+    r6 = c.create_run(e3, run_name="gone-with-exp").info.run_id
+    c.delete_experiment(e3)
+    exps, runs = ["0", e1, e2, e3], [r1, r2, r3, r4, r5, r6]
+    return exps, runs
 '''
 
 
@@ -194,48 +240,62 @@ def mlflow_files(tmp_path_factory):
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param, RunTag
         exec(ARGS["dump"], globals())
+        exec(ARGS["fill"], globals())
         MlflowClient("sqlite:///" + os.path.join(ARGS["base"], "plain.db")).get_experiment("0")
         c = MlflowClient("sqlite:///" + os.path.join(ARGS["base"], "filled.db"))
-        e1 = c.create_experiment("ml-a", tags={"team": "vision", "mlflow.note.content": "notes"})
-        e2 = c.create_experiment("ml-b", artifact_location="s3://bucket/ml-b")
-        c.rename_experiment(e2, "ml-b-renamed")
-        c.set_experiment_tag(e2, "stage", "prod")
-        e3 = c.create_experiment("ml-gone")
-        r1 = c.create_run(e1, start_time=1000, tags={"mlflow.user": "bob", "k": "v"}, run_name="first").info.run_id
-        for step in range(5):
-            c.log_metric(r1, "loss", 1.0 / (step + 1), timestamp=2000 + step, step=step)
-        c.log_metric(r1, "loss", 0.5, timestamp=1500, step=1)   # out of order
-        c.log_metric(r1, "nan", float("nan"), timestamp=2000, step=0)
-        c.log_metric(r1, "inf", float("inf"), timestamp=2000, step=0)
-        c.log_metric(r1, "ninf", float("-inf"), timestamp=2000, step=0)
-        c.log_metric(r1, "acc", 0.9, timestamp=3000, step=7)
-        c.log_metric(r1, "acc", 0.95, timestamp=2500, step=7)
-        c.log_param(r1, "lr", "0.01")
-        c.log_param(r1, "layers", 3)
-        c.set_tag(r1, "mlflow.runName", "first-renamed")
-        c.log_batch(r1, metrics=[Metric("batch", float(i), 4000 + i, i) for i in range(50)],
-                    params=[Param("bp", "x")], tags=[RunTag("bt", "y")])
-        c.set_terminated(r1, end_time=9000)
-        r2 = c.create_run(e1, tags={"mlflow.runName": "by-tag"}).info.run_id
-        c.log_metric(r2, "loss", 2.0, timestamp=100, step=0)
-        r3 = c.create_run(e1, run_name="doomed").info.run_id
-        c.log_param(r3, "p", "q")
-        c.log_metric(r3, "m", 1.0, timestamp=100, step=0)
-        c.delete_run(r3)
-        r4 = c.create_run(e2).info.run_id
-        c.update_run(r4, status="FAILED", name="updated-name")
-        r5 = c.create_run("0", run_name="in-default").info.run_id
-        r6 = c.create_run(e3, run_name="gone-with-exp").info.run_id
-        c.delete_experiment(e3)
-        exps, runs = ["0", e1, e2, e3], [r1, r2, r3, r4, r5, r6]
+        exps, runs = mlflow_fill(c)
         _out({"experiments": exps, "runs": runs, "dump": dump(c, exps, runs)})
         """,
         cwd=base,
         dump=DUMP,
+        fill=MLFLOW_FILL,
         base=str(base),
     )
     out["dir"] = base
     return out
+
+
+@dataclass
+class Target:
+    """A store both sides open: asynctrack by ``uri``, MLflow by ``mlflow_uri``; ``sound()``
+    checks the store itself after writing (SQLite: integrity_check)."""
+
+    uri: str
+    mlflow_uri: str
+    sound: Callable[[], bool]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request, tmp_path) -> Iterator[Target]:
+    """A new, empty store of each kind (PostgreSQL: a fresh database, which MLflow reaches
+    through psycopg2)."""
+    if request.param == "sqlite":
+        path = tmp_path / "asynctrack.db"
+        path.touch()  # an empty file: asynctrack initializes it
+        yield Target(f"sqlite:///{path}", f"sqlite:///{path}", lambda: integrity(path) == "ok")
+        return
+    server = request.getfixturevalue("postgres_server")
+    with fresh_database(server) as uri:
+        mlflow_uri = oracle_postgres_uri(uri)
+        reference = _schema_made_by_asynctrack(server)
+        # Whoever made the schema, writing leaves it exactly MLflow's (no table, index or
+        # column of ours: the writer's COPY table is a session's temporary one).
+        yield Target(uri, mlflow_uri, lambda: pg_dump(uri, "--schema-only") == reference)
+
+
+_SCHEMA_DUMPS: dict[str, str] = {}
+
+
+def _schema_made_by_asynctrack(server: str) -> str:
+    """pg_dump --schema-only of a database asynctrack initialised (which
+    test_postgres_schema proves is MLflow's), once a server."""
+    if server not in _SCHEMA_DUMPS:
+        from asynctrack.store._postgres.schema import ensure_schema_at
+
+        with fresh_database(server) as uri:
+            ensure_schema_at(uri)
+            _SCHEMA_DUMPS[server] = pg_dump(uri, "--schema-only")
+    return _SCHEMA_DUMPS[server]
 
 
 # ---------------------------------------------------------------------------- asynctrack -> MLflow
@@ -285,14 +345,12 @@ def _fill_with_asynctrack(c: MlflowClient):
 
 @needs_mlflow
 @pytest.mark.mlflow
-def test_asynctrack_file_reads_the_same_in_mlflow(tmp_path, monkeypatch):
+def test_asynctrack_store_reads_the_same_in_mlflow(tmp_path, monkeypatch, target):
     monkeypatch.chdir(tmp_path)
-    path = tmp_path / "asynctrack.db"
-    path.touch()  # an empty file: asynctrack initializes it
-    c = MlflowClient(f"sqlite:///{path}")
+    c = MlflowClient(target.uri)
     exps, runs = _fill_with_asynctrack(c)
     ours = dump(c, exps, runs)
-    assert integrity(path) == "ok"
+    assert target.sound()
 
     # What asynctrack wrote is what it was given (MLflow's storage of ±inf included).
     r1 = ours["runs"][runs[0]]
@@ -337,7 +395,7 @@ def test_asynctrack_file_reads_the_same_in_mlflow(tmp_path, monkeypatch):
         """,
         cwd=tmp_path,
         dump=DUMP,
-        uri=f"sqlite:///{path}",
+        uri=target.mlflow_uri,
         experiments=exps,
         runs=runs,
         filters=[
@@ -378,19 +436,22 @@ def test_asynctrack_file_reads_the_same_in_mlflow(tmp_path, monkeypatch):
     assert c.get_experiment_by_name("by-mlflow").experiment_id == written["experiment"]
     c.log_metric(written["run"], "x", 2.5, timestamp=8, step=4)
     assert c.get_run(written["run"]).data.metrics["x"] == 2.5
-    assert integrity(path) == "ok"
+    assert target.sound()
 
 
 # ---------------------------------------------------------------------------- MLflow -> asynctrack
 @needs_mlflow
 @pytest.mark.mlflow
-def test_mlflow_file_reads_the_same_in_asynctrack_which_keeps_writing(tmp_path, monkeypatch, mlflow_files):
+def test_mlflow_store_reads_the_same_in_asynctrack_which_keeps_writing(tmp_path, monkeypatch, request, target):
     monkeypatch.chdir(tmp_path)
-    path = tmp_path / "filled.db"
-    shutil.copy(mlflow_files["dir"] / "filled.db", path)
-    exps, runs = mlflow_files["experiments"], mlflow_files["runs"]
-    c = MlflowClient(f"sqlite:///{path}")
-    _assert_same(dump(c, exps, runs), mlflow_files["dump"], "the file MLflow wrote")
+    if target.uri.startswith("sqlite:"):  # MLflow's file, copied over the empty one
+        filled = request.getfixturevalue("mlflow_files")
+        shutil.copy(filled["dir"] / "filled.db", target.uri.removeprefix("sqlite:///"))
+    else:  # MLflow fills the empty database itself
+        filled = _mlflow_filled(target.mlflow_uri, tmp_path)
+    exps, runs = filled["experiments"], filled["runs"]
+    c = MlflowClient(target.uri)
+    _assert_same(dump(c, exps, runs), filled["dump"], "the store MLflow wrote")
 
     # asynctrack keeps writing to it.
     r1, r2, r3, r4, r5, r6 = runs
@@ -416,7 +477,7 @@ def test_mlflow_file_reads_the_same_in_asynctrack_which_keeps_writing(tmp_path, 
     c.delete_experiment(exps[2])
     exps, runs = exps + [e4], runs + [r7]
     ours = dump(c, exps, runs)
-    assert integrity(path) == "ok"
+    assert target.sound()
 
     # What asynctrack wrote is visible to asynctrack itself.
     assert ours["runs"][r2]["metrics"]["loss"] == 1.5
@@ -425,7 +486,7 @@ def test_mlflow_file_reads_the_same_in_asynctrack_which_keeps_writing(tmp_path, 
     assert ours["runs"][r3]["info"]["lifecycle_stage"] == "active"
     assert ours["runs"][r6]["info"]["lifecycle_stage"] == "active"  # restored with its experiment
     assert ours["runs"][r4]["info"]["lifecycle_stage"] == "deleted"  # with its experiment
-    assert e4 == str(max(int(e) for e in mlflow_files["experiments"]) + 1)
+    assert e4 == str(max(int(e) for e in filled["experiments"]) + 1)
 
     theirs = run(
         """
@@ -445,16 +506,36 @@ def test_mlflow_file_reads_the_same_in_asynctrack_which_keeps_writing(tmp_path, 
         """,
         cwd=tmp_path,
         dump=DUMP,
-        uri=f"sqlite:///{path}",
+        uri=target.mlflow_uri,
         experiments=exps,
         runs=runs,
     )
-    _assert_same(ours, theirs["dump"], "the MLflow file after asynctrack wrote to it")
+    _assert_same(ours, theirs["dump"], "the MLflow store after asynctrack wrote to it")
     assert theirs["search"] == sorted(runs)
     assert theirs["next_experiment"] == str(int(e4) + 1)
     assert theirs["latest_z"] == 4.0
     assert c.get_run(r7).data.metrics["z"] == 4.0
-    assert integrity(path) == "ok"
+    assert target.sound()
+
+
+def _mlflow_filled(mlflow_uri: str, cwd) -> dict:
+    """MLflow 3.18 fills the store at ``mlflow_uri`` (mlflow_fill) and reads it back."""
+    return run(
+        """
+        import logging
+        logging.disable(logging.WARNING)
+        from mlflow import MlflowClient
+        exec(ARGS["dump"], globals())
+        exec(ARGS["fill"], globals())
+        c = MlflowClient(ARGS["uri"])
+        exps, runs = mlflow_fill(c)
+        _out({"experiments": exps, "runs": runs, "dump": dump(c, exps, runs)})
+        """,
+        cwd=cwd,
+        dump=DUMP,
+        fill=MLFLOW_FILL,
+        uri=mlflow_uri,
+    )
 
 
 # ------------------------------------------------------------------------------- what is refused

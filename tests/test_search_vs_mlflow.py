@@ -448,8 +448,9 @@ def _ours_runs(client, q):
         return _err(e)
 
 
-def test_search_runs_same_ids_order_tokens_and_errors(world):
-    client = MlflowClient(world["uri"])
+def check_runs(client, world) -> None:
+    """Every query of ``world`` on ``client`` (asynctrack's, or any object with its
+    search_runs) answered as MLflow answered it (``world["oracle"]``)."""
     mismatches = []
     for q, theirs in zip(world["queries"], world["oracle"]["runs"]):
         ours = _normalize(world["norm"](_ours_runs(client, q)))
@@ -462,8 +463,8 @@ def test_search_runs_same_ids_order_tokens_and_errors(world):
     assert len(found) > 150 and len(errors) >= len(BAD_FILTERS) + len(BAD_ORDERS)
 
 
-def test_search_runs_pages_same_as_mlflow(world):
-    client = MlflowClient(world["uri"])
+def check_pages(client, world) -> None:
+    """The WALKS page by page, tokens included, as MLflow's."""
     exps = world["data"]["experiments"]
     for walk, theirs in zip(WALKS, world["oracle"]["walks"]):
         pages, token = [], None
@@ -478,8 +479,8 @@ def test_search_runs_pages_same_as_mlflow(world):
         assert len(ids) == len(set(ids))  # every run exactly once
 
 
-def test_search_runs_contents_same_as_mlflow(world):
-    client = MlflowClient(world["uri"])
+def check_contents(client, world) -> None:
+    """Every run's info, params, tags and metrics, as MLflow's."""
 
     def num(x):
         return "nan" if isinstance(x, float) and math.isnan(x) else x
@@ -496,8 +497,8 @@ def test_search_runs_contents_same_as_mlflow(world):
     assert world["norm"](ours) == world["oracle"]["contents"]
 
 
-def test_search_experiments_same_as_mlflow(world):
-    client = MlflowClient(world["uri"])
+def check_experiments(client, world) -> None:
+    """Every experiment query (_exp_queries) and the experiments' contents, as MLflow's."""
     mismatches = []
     for q, theirs in zip(_exp_queries(), world["oracle"]["exps"]):
         try:
@@ -514,6 +515,22 @@ def test_search_experiments_same_as_mlflow(world):
         for e in client.search_experiments(view_type=3)
     ]
     assert ours == world["oracle"]["experiments"]
+
+
+def test_search_runs_same_ids_order_tokens_and_errors(world):
+    check_runs(MlflowClient(world["uri"]), world)
+
+
+def test_search_runs_pages_same_as_mlflow(world):
+    check_pages(MlflowClient(world["uri"]), world)
+
+
+def test_search_runs_contents_same_as_mlflow(world):
+    check_contents(MlflowClient(world["uri"]), world)
+
+
+def test_search_experiments_same_as_mlflow(world):
+    check_experiments(MlflowClient(world["uri"]), world)
 
 
 def _untied(query, result):

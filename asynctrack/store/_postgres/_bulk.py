@@ -1,24 +1,295 @@
-# TEMPORARY local stand-in until the pg-bulk branch lands (not committed)
-from .._sql.lifecycle import UPSERT_TAG
-from .._sql.batch import sort_out, params_wanted
-from .._sql.rules import latest_in_order, NAN_MARK
-from .. import _sql
+"""Logging records (METRIC, PARAM, TAG, BATCH) written in bulk to PostgreSQL through asyncpg:
+the counterpart of ``_sqlite/_bulk.py``, with the same rules (``_sql.batch``, ``_sql.rules``)
+and the same outcomes.
+
+Metric points go by binary COPY into a temporary table, then one statement moves them into
+``metrics`` (``ON CONFLICT DO NOTHING``: MLflow's primary key is its duplicate rule) and
+upserts ``latest_metrics`` with each (run, key)'s best point of the batch, replacing a stored
+row only with a higher one: in READ COMMITTED the upsert re-checks against the latest
+committed row, so processes logging to one run and key at once lose no update. Params are
+inserted first-value-wins and a value lost to a concurrent writer is detected, never silent;
+tags are upserted. Everything a run of records writes is in one savepoint: should PostgreSQL
+refuse any of it, the records are applied one at a time, each in its own, so a bad record
+fails alone. A store failure (``errors.is_store_failure``) goes up untouched.
+
+The lead's writer calls these inside its open transaction, after ``prepare_connection`` once
+per new connection.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Sequence
+import asyncpg
+
 from ... import events as ev
-async def prepare_connection(conn): pass
-async def apply_metric_block(conn, block, outcomes):
-    await apply_logging(conn, list(block), 0, len(block), outcomes)
-async def apply_logging(conn, records, start, stop, outcomes):
-    ids = list({r[2] for r in records[start:stop]})
-    stages = dict(await conn.fetch("SELECT run_uuid, lifecycle_stage FROM runs WHERE run_uuid = ANY($1)", ids))
-    got = sort_out(records, start, stop, stages, {}, outcomes)
-    rows = [(r[3], r[4], r[5], r[6], r[0]==NAN_MARK, r[2]) for r in got.metric_rows]
-    for run_id, ms in got.batch_groups:
-        rows += [(k, v, t, s, False, run_id) for k, v, t, s in ms]
-    if rows:
-        await conn.executemany("INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING", rows)
-    for (run_id, key), r in latest_in_order(records, got.accepted).items() if not got.batch_groups else []:
-        await conn.execute("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (key, run_uuid) DO UPDATE SET value=excluded.value, timestamp=excluded.timestamp, step=excluded.step, is_nan=excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)", r[3], r[4], r[5], r[6], r[0]==NAN_MARK, r[2])
+from ...exceptions import INTERNAL_ERROR, MlflowException
+from .._sql.batch import FEW, params_wanted, plain_block, plain_metrics, sort_out
+from .._sql.rules import LATEST_ORDER, NAN_MARK, latest_of_block, points_in_order
+from .errors import is_statement_error
+
+_POINTS = "asynctrack_points"  # the connection's temporary table of a batch's points
+# ``ord``: a point's place in logging order, which breaks ties between points equal in
+# LATEST_ORDER that are not the same row (NaN and 0.0, both stored as 0; -0.0 and 0.0).
+_CREATE_POINTS = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_POINTS} (key text, value float8, timestamp int8, step int8, "
+    "is_nan boolean NOT NULL DEFAULT false, run_uuid text, ord int8) ON COMMIT DELETE ROWS"
+)
+_PLAIN_COLUMNS = ("key", "value", "timestamp", "step", "run_uuid", "ord")
+_ALL_COLUMNS = ("key", "value", "timestamp", "step", "is_nan", "run_uuid", "ord")
+
+_QUOTED_ORDER = [f'"{c}"' for c in LATEST_ORDER]
+# The upserts replace a (run, key)'s row only with a point higher in MLflow's order.
+_HIGHER = (
+    f"({', '.join('excluded.' + c for c in _QUOTED_ORDER)}) > "
+    f"({', '.join('latest_metrics.' + c for c in _QUOTED_ORDER)})"
+)
+_ON_LATEST_CONFLICT = (
+    "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value, "
+    f'"timestamp" = excluded."timestamp", step = excluded.step, is_nan = excluded.is_nan WHERE {_HIGHER}'
+)
+_LATEST_COLUMNS = 'key, value, "timestamp", step, is_nan, run_uuid'
+# The batch's points move out of the temporary table (emptied for the next use in this
+# transaction) into metrics in the primary key's order: an index leaf is visited once per
+# batch, and two transactions storing the same points wait for each other in one order. Among
+# points equal under the key (-0.0 and 0.0) the first logged is stored.
+_FROM_POINTS = f"WITH pts AS MATERIALIZED (DELETE FROM pg_temp.{_POINTS} RETURNING *) "
+_STORE_POINTS = (
+    'INSERT INTO metrics (key, value, "timestamp", run_uuid, step, is_nan) '
+    'SELECT key, value, "timestamp", run_uuid, step, is_nan FROM pts '
+    'ORDER BY key, "timestamp", step, run_uuid, value, is_nan, ord ON CONFLICT DO NOTHING'
+)
+# ... and each (run, key)'s best point (the first logged among equals) is upserted, in
+# (run_uuid, key) order by code point (collation "C", Python's order of str): transactions
+# updating the same rows, whichever way, lock them in one order.
+_MOVE_WITH_LATEST = (
+    f"{_FROM_POINTS}, stored AS ({_STORE_POINTS}) INSERT INTO latest_metrics ({_LATEST_COLUMNS}) "
+    f'SELECT DISTINCT ON (run_uuid COLLATE "C", key COLLATE "C") {_LATEST_COLUMNS} FROM pts '
+    f"ORDER BY run_uuid COLLATE \"C\", key COLLATE \"C\", {', '.join(c + ' DESC' for c in _QUOTED_ORDER)}, ord "
+    f"{_ON_LATEST_CONFLICT}"
+)
+_UPSERT_LATEST = (
+    f"INSERT INTO latest_metrics ({_LATEST_COLUMNS}) "
+    "SELECT * FROM unnest($1::text[], $2::float8[], $3::int8[], $4::int8[], $5::boolean[], $6::text[]) "
+    f"{_ON_LATEST_CONFLICT}"
+)
+_METRIC_COLUMNS = ("key", "value", "timestamp", "step", "run_uuid")  # is_nan: false by default
+_RUN_STAGES = "SELECT run_uuid, lifecycle_stage FROM runs WHERE run_uuid = ANY($1::text[])"
+_EXISTING_PARAMS = (
+    "SELECT p.run_uuid, p.key, p.value FROM params p "
+    "JOIN unnest($1::text[], $2::text[]) AS w(run_uuid, key) ON p.run_uuid = w.run_uuid AND p.key = w.key"
+)
+_INSERT_PARAMS = (
+    "INSERT INTO params (key, value, run_uuid) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
+    "ON CONFLICT DO NOTHING RETURNING run_uuid, key"
+)
+_UPSERT_TAGS = (
+    "INSERT INTO tags (key, value, run_uuid) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
+    "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value"
+)
+_SET_RUN_NAMES = (
+    "UPDATE runs SET name = w.name FROM unnest($1::text[], $2::text[]) AS w(name, run_uuid) "
+    "WHERE runs.run_uuid = w.run_uuid"
+)
+
+_RUN_ID = operator.itemgetter(2)
+_RACE_ATTEMPTS = 100  # each retry knows one more conflicting param: far more than ever needed
+
+
+class _LostRace(Exception):
+    """A param this batch inserted was inserted first, with another value, by a concurrent
+    transaction: the savepoint is rolled back and the records sorted out again, seeing it."""
+
+
+async def prepare_connection(conn: asyncpg.Connection) -> None:
+    """Once per new connection: the temporary table of a batch's points (emptied at every
+    commit, and by each use)."""
+    await conn.execute(_CREATE_POINTS)
+
+
+# -- what the rules need from the database ---------------------------------------------------
+
+
+async def run_stages(conn: asyncpg.Connection, run_ids: set) -> dict[str, str]:
+    """run id -> lifecycle stage, of those of ``run_ids`` that exist (a run id that is not a
+    string names no run)."""
+    ids = [r for r in run_ids if type(r) is str]
+    return dict(await conn.fetch(_RUN_STAGES, ids)) if ids else {}
+
+
+async def existing_params(conn: asyncpg.Connection, wanted: dict[str, set]) -> dict[tuple[str, str], str]:
+    """The stored values of just the params a batch logs, by their primary key (key,
+    run_uuid): a run's 5,000th param costs what its first did."""
+    runs: list[str] = []
+    keys: list[str] = []
+    for run_id, names in wanted.items():
+        if type(run_id) is not str:
+            continue
+        for key in names:
+            if type(key) is str:
+                runs.append(run_id)
+                keys.append(key)
+    if not keys:
+        return {}
+    return {(r, k): v for r, k, v in await conn.fetch(_EXISTING_PARAMS, runs, keys)}
+
+
+# -- applying a run of logging records -------------------------------------------------------
+
+
+async def apply_logging(
+    conn: asyncpg.Connection, records: Sequence[tuple], start: int, stop: int, outcomes: list
+) -> None:
+    """Check ``records[start:stop]`` (all logging records) against the database and write
+    what MLflow's rules accept, in one savepoint; each record's outcome goes to ``outcomes``
+    (same index): None if stored, else its MlflowException."""
+    accepted: list[int] = []
+    for _ in range(_RACE_ATTEMPTS):
+        accepted.clear()
+        try:
+            async with conn.transaction():
+                await _apply(conn, records, start, stop, outcomes, accepted)
+            return
+        except _LostRace:
+            outcomes[start:stop] = [None] * (stop - start)
+        except Exception as exc:  # noqa: BLE001 - sorted by is_statement_error
+            if not is_statement_error(exc):
+                raise
+            await _isolate(conn, records, start, stop, outcomes, accepted, exc)
+            return
+    raise RuntimeError("params kept being inserted concurrently with other values")  # pragma: no cover
+
+
+async def _isolate(conn, records, start: int, stop: int, outcomes: list, accepted: list, exc) -> None:
+    """PostgreSQL refused something of ``records[start:stop]``: apply the records it was
+    about (those accepted by the rules; all of them if it was a read) one at a time, each in
+    its own savepoint, so that only the one(s) at fault fail."""
+    if stop - start == 1:
+        outcomes[start] = MlflowException(f"PostgreSQL error: {exc}", INTERNAL_ERROR)
+        return
+    for k in accepted or range(start, stop):
+        outcomes[k] = None
+        await apply_logging(conn, records, k, k + 1, outcomes)
+
+
+async def _apply(conn, records, start: int, stop: int, outcomes: list, accepted_out: list) -> None:
+    seg = records[start:stop] if start or stop != len(records) else records
+    run_ids = set(map(_RUN_ID, seg))
+    stages = await run_stages(conn, run_ids)
+    if len(seg) > FEW and plain_metrics(seg, run_ids, stages):
+        # Finite metric points of active runs as records (a retry, a replay): laid flat and
+        # written as the writer's blocks are.
+        accepted_out.extend(range(start, stop))
+        await _write_plain(conn, ev.MetricBlock(tuple(itertools.chain.from_iterable(seg))))
+        return
+    wanted = params_wanted(records, start, stop)
+    before = await existing_params(conn, wanted) if wanted else {}
+    got = sort_out(records, start, stop, stages, dict(before), outcomes)
+    accepted_out.extend(got.accepted)
+    if not got.accepted:
+        return
+    metric_rows, batch_groups = got.metric_rows, got.batch_groups
+    if metric_rows and batch_groups:
+        # Records and log_batch entries together: their rows no longer say in which order
+        # they were logged, which decides between equal points; taken again in that order.
+        metric_rows, batch_groups = list(points_in_order(records, got.accepted)), ()
+    if metric_rows or batch_groups:
+        points: list[tuple] = []
+        add = points.append
+        ordinal = itertools.count()
+        for r in metric_rows:  # stored form: a NaN's VERSION is NAN_MARK
+            add((r[3], r[4], r[5], r[6], r[0] == NAN_MARK, r[2], next(ordinal)))
+        for run_id, entries in batch_groups:
+            points.extend(
+                (key, value, ts, step, False, run_id, i) for (key, value, ts, step), i in zip(entries, ordinal)
+            )
+        await conn.copy_records_to_table(_POINTS, records=points, columns=_ALL_COLUMNS)
+        await conn.execute(_MOVE_WITH_LATEST)
     if got.param_rows:
-        await conn.executemany("INSERT INTO params (key, value, run_uuid) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING", got.param_rows)
+        await _insert_params(conn, got.param_rows, before)
     if got.tag_rows:
-        await conn.executemany("INSERT INTO tags (key, value, run_uuid) VALUES ($1,$2,$3) ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value", got.tag_rows)
+        tags = {(run_id, key): value for key, value, run_id in got.tag_rows}  # the last logged wins
+        order = sorted(tags)
+        await conn.execute(_UPSERT_TAGS, [k for _, k in order], [tags[p] for p in order], [r for r, _ in order])
+    if got.name_rows:
+        names = {run_id: name for name, run_id in got.name_rows}
+        order = sorted(names)
+        await conn.execute(_SET_RUN_NAMES, [names[r] for r in order], order)
+
+
+async def _insert_params(conn, param_rows: list[tuple], before: dict) -> None:
+    """Insert params first-value-wins. A key that was not there when read but is not
+    inserted now was inserted meanwhile by a concurrent transaction (ON CONFLICT waited for it
+    to commit): with the same value that is fine, with another it is MLflow's conflict, which
+    a retry (raising _LostRace) sees and reports for the record(s) that logged it."""
+    ours = {(run_id, key): value for key, value, run_id in param_rows}
+    order = sorted(ours)
+    inserted = await conn.fetch(_INSERT_PARAMS, [k for _, k in order], [ours[p] for p in order], [r for r, _ in order])
+    missing = ours.keys() - before.keys() - {(r, k) for r, k in inserted}
+    if not missing:
+        return
+    stored = await existing_params(conn, _by_run(missing))
+    if any(stored.get(p) != ours[p] for p in missing):
+        raise _LostRace
+
+
+def _by_run(pairs) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for run_id, key in pairs:
+        out.setdefault(run_id, set()).add(key)
+    return out
+
+
+# -- metric points decoded flat --------------------------------------------------------------
+
+
+async def apply_metric_block(conn: asyncpg.Connection, block: ev.MetricBlock, outcomes: list) -> None:
+    """A batch of metric points only, decoded flat (see events.MetricBlock): finite points
+    of active runs (the common case) are copied from the flat fields, with no Python work per
+    point; anything else goes the general way, record by record."""
+    fields = block.fields
+    run_ids = set(fields[2::7])
+    stages = await run_stages(conn, run_ids)
+    if plain_block(fields, run_ids, stages):
+        try:
+            async with conn.transaction():
+                await _copy_plain(conn, fields)
+            return
+        except asyncpg.UniqueViolationError:
+            pass  # a point stored already (a replay) or twice in the block: the duplicate rule
+        except Exception as exc:  # noqa: BLE001 - sorted by is_statement_error
+            if not is_statement_error(exc):
+                raise
+    await apply_logging(conn, list(block), 0, len(block), outcomes)
+
+
+async def _copy_plain(conn, fields: tuple) -> None:
+    """Finite points of active runs, copied straight into metrics as COPY records built by
+    zip over the flat fields' slices: the usual block holds no point stored already, and then
+    costs what a COPY into metrics does (the temporary table's way, which applies the
+    duplicate rule in SQL, took twice as long). A duplicate fails the COPY (unique violation),
+    and the caller goes that way instead. latest_metrics: each (run, key)'s best point."""
+    points = zip(fields[3::7], fields[4::7], fields[5::7], fields[6::7], fields[2::7])
+    await conn.copy_records_to_table("metrics", records=points, columns=_METRIC_COLUMNS)
+    latest = latest_of_block(fields)
+    rows = [latest[p] for p in sorted(latest)]  # in (run, key) order: see _MOVE_WITH_LATEST
+    await conn.execute(
+        _UPSERT_LATEST,
+        [r[3] for r in rows],
+        [r[4] for r in rows],
+        [r[5] for r in rows],
+        [r[6] for r in rows],
+        [False] * len(rows),
+        [r[2] for r in rows],
+    )
+
+
+async def _write_plain(conn, block: ev.MetricBlock) -> None:
+    """Finite metric points of active runs by the temporary table: COPY records built by zip
+    over the flat fields' slices, then moved into metrics and latest_metrics by one statement
+    that applies the duplicate rule."""
+    f = block.fields
+    points = zip(f[3::7], f[4::7], f[5::7], f[6::7], f[2::7], itertools.count())
+    await conn.copy_records_to_table(_POINTS, records=points, columns=_PLAIN_COLUMNS)
+    await conn.execute(_MOVE_WITH_LATEST)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ... import events as ev
@@ -189,6 +189,22 @@ def stored_metric(rec: tuple) -> tuple:
     return rec
 
 
+def points_in_order(records: Sequence[tuple], accepted: Iterable[int]) -> Iterator[tuple]:
+    """The metric points of ``records[k]`` for k in ``accepted`` (METRIC records and BATCH
+    entries), as stored metric records, in logging order: the order that decides between
+    points equal in LATEST_ORDER (the first logged stays) and between points equal under
+    POINT_IDENTITY with different bits (-0.0 and 0.0: the first logged is stored)."""
+    for k in accepted:
+        rec = records[k]
+        op = rec[1]
+        if op == ev.METRIC:
+            yield stored_metric(rec)
+        elif op == ev.BATCH:
+            run_id = rec[2]
+            for m in rec[3]:
+                yield stored_metric((ev.VERSION, ev.METRIC, run_id, *m))
+
+
 def latest_in_order(records: Sequence[tuple], accepted: Iterable[int]) -> dict[tuple[str, str], tuple]:
     """latest_metrics rows, by (run, key), of the metrics of ``records[k]`` for k in
     ``accepted``, as stored metric records, taken in logging order as MLflow does: a point
@@ -196,20 +212,11 @@ def latest_in_order(records: Sequence[tuple], accepted: Iterable[int]) -> dict[t
     is higher."""
     latest: dict[tuple[str, str], tuple] = {}
     get = latest.get
-    for k in accepted:
-        rec = records[k]
-        op, run_id = rec[1], rec[2]
-        if op == ev.METRIC:
-            rows: Any = (stored_metric(rec),)
-        elif op == ev.BATCH:
-            rows = (stored_metric((ev.VERSION, ev.METRIC, run_id, *m)) for m in rec[3])
-        else:
-            continue
-        for row in rows:
-            lkey = (run_id, row[3])
-            best = get(lkey)
-            if best is None or (row[6], row[5], row[4]) > (best[6], best[5], best[4]):
-                latest[lkey] = row
+    for row in points_in_order(records, accepted):
+        lkey = (row[2], row[3])
+        best = get(lkey)
+        if best is None or (row[6], row[5], row[4]) > (best[6], best[5], best[4]):
+            latest[lkey] = row
     return latest
 
 
@@ -233,3 +240,17 @@ def latest_of_batches(batch_groups: Iterable[tuple[str, Sequence]]) -> dict[tupl
             if current is None or order(top) > order(current):
                 best[lkey] = top
     return {lkey: (ev.VERSION, ev.METRIC, lkey[0], *e) for lkey, e in best.items()}
+
+
+_RUN_KEY = operator.itemgetter(0, 1)
+
+
+def latest_of_block(fields: Sequence) -> dict[tuple[str, str], tuple]:
+    """latest_metrics rows, by (run, key), of finite metric points laid flat as in an
+    ``events.MetricBlock`` (seven fields a point, in logging order), as metric records: per
+    (run, key) the highest (step, timestamp, value), the first logged among equals (-0.0 and
+    0.0). No Python per point: the points are ranked by one C-level sort, a falling ordinal
+    last so that the first logged of equal points sorts last, where the dict keeps it."""
+    ranked = sorted(zip(fields[2::7], fields[3::7], fields[6::7], fields[5::7], fields[4::7], itertools.count(0, -1)))
+    best = dict(zip(map(_RUN_KEY, ranked), ranked))
+    return {lkey: (ev.VERSION, ev.METRIC, lkey[0], lkey[1], r[4], r[3], r[2]) for lkey, r in best.items()}
