@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, oracle_python  # noqa: E402
-from servers import RESULT, child_log, read_result  # noqa: E402  (the same client the servers use)
+from servers import RESULT, ServerProcess, child_log, free_port, read_result, virtual_users  # noqa: E402  (the same client the servers use)
 
 ME = Path(__file__).resolve()
 
@@ -157,6 +157,10 @@ def spawn(py: str, *args: object) -> subprocess.Popen:
     # MLflow's async logging only where the workload is async: it turns the client's default
     # synchronous=None into async too, which would make log_batch and the latency row unfair.
     env["MLFLOW_ENABLE_ASYNC_LOGGING"] = "true" if args[0] == "log" else "false"
+    # 16 MLflow processes with SQLAlchemy's default pool (5 + 10 overflow) pass PostgreSQL's
+    # max_connections=100; 4 a process is more than one process's async logger uses at once.
+    env["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] = "4"
+    env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] = "0"
     return subprocess.Popen([py, str(ME), "--child", *map(str, args)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
 
@@ -217,6 +221,20 @@ def floor_search(uri: str, exp_id: str, repeat: int) -> tuple[float, list[str]]:
             ids = [r[0] for r in conn.execute(sql, (int(exp_id),)).fetchall()]
             times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times), ids
+
+
+def server_load(uri: str, workers: int, users: int, seconds: float, tmp: str) -> dict:
+    """servers.py's LogMetricBatch500 virtual users against asynctrack server on PostgreSQL."""
+    port = free_port()
+    argv = [sys.executable, "-m", "asynctrack", "server", "--backend-store-uri", uri,
+            "--artifacts-destination", tmp, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers)]
+    server = ServerProcess(f"asynctrack server --workers {workers}", argv, port,
+                           dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        return virtual_users(server.url, users, seconds)
+    finally:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,6 +302,16 @@ def main(argv: list[str] | None = None) -> int:
         same = "same ids" if fa["ids"] == ff_ids == fm["ids"] else "IDS DIFFER"
         rows.append((f"search_runs filter+order ({same})", "ms", fa["ms"], ff_ms, fm["ms"]))
 
+        # asynctrack server on PostgreSQL: --workers 4 vs --workers 1, 20 virtual users
+        import tempfile
+
+        secs = 5.0 if args.quick else 10.0
+        for w in (1, 4):
+            with tempfile.TemporaryDirectory() as tmp:
+                r = server_load(db(), w, 20, secs, tmp)
+            print(f"asynctrack server --workers {w} on PostgreSQL, 20 VUs LogMetricBatch500 for {secs:.0f} s: "
+                  f"{r.get('requests')} requests, {r.get('errors')} errors, mean {r.get('mean_ms', float('nan')):.0f} ms, "
+                  f"p50 {r.get('p50_ms', float('nan')):.0f} ms, p99 {r.get('p99_ms', float('nan')):.0f} ms")
         print(f"{'workload':58} {'unit':9} {'asynctrack':>12} {'floor':>12} {'MLflow':>12} {'at/floor':>9} {'at/MLflow':>9}")
         for name, unit, a, f, m in rows:
             lower = unit == "ms"
