@@ -14,11 +14,6 @@ from ..base import redacted as redacted  # messages print a URI so, never its pa
 SCHEMES = ("postgresql", "postgres")
 
 
-def is_postgres_uri(uri: str) -> bool:
-    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
-    return scheme.split("+", 1)[0] in SCHEMES
-
-
 def libpq_uri(uri: str) -> str:
     """``uri`` without SQLAlchemy's ``+driver`` part: ``postgresql://...``."""
     scheme, rest = uri.split(":", 1)
