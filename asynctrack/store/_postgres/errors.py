@@ -41,6 +41,12 @@ def _asyncpg():
     return sys.modules.get("asyncpg")  # only a process that wrote can meet its errors
 
 
+def describe(exc: BaseException) -> str:
+    """An error's text for a message: its first line (a driver's DETAIL and HINT lines
+    follow it), or its class where it says nothing (a bare timeout)."""
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
 def is_store_failure(exc: BaseException) -> bool:
     """True if ``exc`` means the store (server, connection, transaction) is failing, not the
     statement: the whole batch must be kept and retried, none of its records failed."""

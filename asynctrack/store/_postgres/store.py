@@ -18,9 +18,9 @@ from ...exceptions import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, TEMPORARILY_U
 from .._sql.store_reads import SqlReads
 from ..base import Store
 from . import search
-from .errors import is_store_failure
+from .errors import describe, is_store_failure
 from .schema import ensure_schema
-from .uri import libpq_uri, redacted
+from .uri import libpq_uri
 from .writes import PostgresWriter
 
 if TYPE_CHECKING:
@@ -66,11 +66,10 @@ class PostgresStore(SqlReads, Store):
     def __init__(self, uri: str, artifact_root: str | None = None) -> None:
         self.uri = uri
         self.dsn = libpq_uri(uri)
-        self._shown = redacted(self.dsn)
         self.artifact_root = artifact_root or os.path.abspath("mlruns")
         self._local = threading.local()
         self._connect_schema()
-        self._writer = PostgresWriter(self.dsn, self.artifact_root, self._shown)
+        self._writer = PostgresWriter(self.dsn, self.artifact_root, self.shown_uri)
 
     def _connect_schema(self) -> None:
         """Make the database MLflow 3.18's (or refuse it), as opening a SQLite file does."""
@@ -93,7 +92,7 @@ class PostgresStore(SqlReads, Store):
             return psycopg.connect(self.dsn, **kwargs)
         except psycopg.Error as exc:
             raise MlflowException(
-                f"Cannot connect to the PostgreSQL store {self._shown}: {_first_line(exc)}",
+                f"Cannot connect to the PostgreSQL store {self.shown_uri}: {describe(exc)}",
                 TEMPORARILY_UNAVAILABLE,
             ) from exc
 
@@ -101,10 +100,10 @@ class PostgresStore(SqlReads, Store):
         """A driver error met while reading, as the MlflowException a user can act on."""
         if is_store_failure(exc):
             return MlflowException(
-                f"The PostgreSQL store {self._shown} is unavailable: {_first_line(exc)}",
+                f"The PostgreSQL store {self.shown_uri} is unavailable: {describe(exc)}",
                 TEMPORARILY_UNAVAILABLE,
             )
-        return MlflowException(f"PostgreSQL error: {_first_line(exc)}", INTERNAL_ERROR)
+        return MlflowException(f"PostgreSQL error: {describe(exc)}", INTERNAL_ERROR)
 
     @property
     def replay_uri(self) -> str:
@@ -140,7 +139,7 @@ class PostgresStore(SqlReads, Store):
 
     def reset_after_fork(self) -> None:
         """The child of a fork opens connections of its own (never the parent's sockets)."""
-        self._writer = PostgresWriter(self.dsn, self.artifact_root, self._shown)
+        self._writer = PostgresWriter(self.dsn, self.artifact_root, self.shown_uri)
         self._local = threading.local()
 
     # -- reads ----------------------------------------------------------------------------------
@@ -192,6 +191,3 @@ def _experiment_id(experiment_id: str) -> int:
         raise experiment_not_found(value)
     return value
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc) or type(exc).__name__).strip().splitlines()[0]

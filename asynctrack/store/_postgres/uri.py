@@ -4,12 +4,10 @@ MLflow passes its URI to SQLAlchemy, so ``postgresql://`` and ``postgresql+<driv
 ``+psycopg2``, ``+psycopg``, ``+pg8000``) all name the same database; asynctrack drops the
 driver part. Whatever the URI leaves out comes from libpq's environment (PGHOST, PGPORT,
 PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, PGPASSFILE, ...), which psycopg (libpq itself) and
-asyncpg both read. A password is never shown: ``redacted`` is what messages print.
+asyncpg both read. A password is never shown (``Store.shown_uri``).
 """
 
 from __future__ import annotations
-
-from ..base import redacted as redacted  # messages print a URI so, never its password
 
 SCHEMES = ("postgresql", "postgres")
 

@@ -23,7 +23,7 @@ from .._schema_rules import check_revision
 from .._sql.batch import segments
 from ..base import StoreUnavailable
 from . import _bulk, _lifecycle
-from .errors import READ_ONLY, RETRY_AT_ONCE, is_store_failure, sqlstate
+from .errors import READ_ONLY, RETRY_AT_ONCE, describe, is_store_failure, sqlstate
 
 if TYPE_CHECKING:
     import asyncpg
@@ -56,7 +56,7 @@ class PostgresWriter:
         try:
             conn = await asyncpg.connect(self._dsn, timeout=self._timeout())
         except Exception as exc:
-            raise StoreUnavailable(f"cannot connect to {self._shown}: {_text(exc)}") from exc
+            raise StoreUnavailable(f"cannot connect to {self._shown}: {describe(exc)}") from exc
         try:
             revision = await conn.fetchval("SELECT version_num FROM alembic_version")
             check_revision(revision)
@@ -64,7 +64,7 @@ class PostgresWriter:
         except BaseException as exc:
             conn.terminate()
             if isinstance(exc, Exception):
-                raise StoreUnavailable(f"cannot use {self._shown}: {_text(exc)}") from exc
+                raise StoreUnavailable(f"cannot use {self._shown}: {describe(exc)}") from exc
             raise
         self._conn = conn
 
@@ -101,7 +101,7 @@ class PostgresWriter:
                     raise
                 await self._drop()
                 raise StoreUnavailable(
-                    f"cannot write {self._shown}: {_text(exc)}", lasting=state == READ_ONLY
+                    f"cannot write {self._shown}: {describe(exc)}", lasting=state == READ_ONLY
                 ) from exc
             if on_commit is not None:
                 on_commit(outcomes)
@@ -125,7 +125,3 @@ class PostgresWriter:
                 outcomes[i] = await _lifecycle.apply(conn, self._artifact_root, records[i])
         return outcomes
 
-
-def _text(exc: BaseException) -> str:
-    """An error's text for a message: its class where it says nothing (a bare timeout)."""
-    return str(exc) or type(exc).__name__
