@@ -10,6 +10,8 @@ from hypothesis import settings
 import asynctrack as mlflow
 from asynctrack import tracking_uri
 from asynctrack.fluent import _experiments, _runs
+from tests._postgres import postgres_server, postgres_template  # noqa: F401 (fixtures)
+from tests._store_fixtures import parametrize_store_kind, tracking_uri_of_kind
 
 # Hypothesis profiles. The suite's ("asynctrack", loaded unless --hypothesis-profile names
 # another): every property test tries the same examples on every run of one hypothesis version
@@ -29,16 +31,23 @@ def pytest_configure(config):
         settings.load_profile("fuzz" if seeded else "asynctrack")
 
 
+def pytest_generate_tests(metafunc):
+    """The store suite runs once per store kind (tests/_store_fixtures.py)."""
+    parametrize_store_kind(metafunc)
+
+
 @pytest.fixture
-def fluent(tmp_path, monkeypatch):
-    """A fresh ``sqlite:///<tmp>/mlflow.db`` as the tracking URI, no active experiment or run,
-    and no MLFLOW_* variables; the environment is put back afterwards (set_tracking_uri and
-    set_experiment export variables, as MLflow's do)."""
+def fluent(store_kind, tmp_path, monkeypatch, request):
+    """A fresh store of each kind as the tracking URI (``sqlite:///<tmp>/mlflow.db``, or a new
+    PostgreSQL database), no active experiment or run, and no MLFLOW_* variables; the
+    environment is put back afterwards (set_tracking_uri and set_experiment export variables,
+    as MLflow's do)."""
     saved = dict(os.environ)
     for name in [n for n in os.environ if n.startswith("MLFLOW_")]:
         del os.environ[name]
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tracking_uri, "_tracking_uri", f"sqlite:///{tmp_path}/mlflow.db")
+    uri = tracking_uri_of_kind(store_kind, tmp_path, request)
+    monkeypatch.setattr(tracking_uri, "_tracking_uri", uri)
     monkeypatch.setattr(_experiments, "_active_experiment_id", None)
     try:
         yield mlflow

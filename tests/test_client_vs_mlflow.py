@@ -2,7 +2,9 @@
 
 Each scenario below is plain client code written once (``DRIVER``) and executed twice: here
 against ``asynctrack.MlflowClient`` on a fresh ``sqlite:///`` file, and in the oracle against
-``mlflow.MlflowClient`` on another fresh file (one oracle subprocess runs every scenario). Each
+``mlflow.MlflowClient`` on another fresh file (one oracle subprocess runs every scenario); then
+again with both sides on PostgreSQL (each scenario on its own copies of a database MLflow
+initialised) and over HTTP (tests/_backends.py). Each
 call is recorded as ``[label, "ok", normalized result]`` or ``[label, "error", {error_code,
 message}]`` and the two records are compared call by call, strictly (types included: 1 != 1.0,
 True != 1).
@@ -27,6 +29,7 @@ a change on either side is noticed. Where asynctrack is wrong, the call is liste
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import traceback
@@ -36,6 +39,7 @@ import pytest
 from asynctrack import MlflowClient
 from asynctrack.entities import Metric, Param, RunTag
 from tests._backends import BACKENDS, SERVER_BACKENDS, server_set_fixture
+from tests._postgres import fresh_database, mlflow_template, oracle_postgres_uri
 from tests.oracle import needs_mlflow, oracle_python, run  # noqa: F401 (skipif evaluates oracle_python)
 
 pytestmark = [pytest.mark.mlflow, needs_mlflow]
@@ -205,10 +209,10 @@ def _fresh(directory, uri=None, server_dir=None):
     os.chdir(directory)
     R = Recorder(directory, _now_ms())
     R.c = MlflowClient(uri or "sqlite:///" + os.path.join(directory, "mlflow.db"))
-    R.http = uri is not None
-    if server_dir:  # where the server resolves relative locations
+    R.http = uri is not None and uri.startswith("http")
+    if server_dir:  # where the server (or the database's maker) resolves relative locations
         R.subs[server_dir] = "<SERVER DIR>"
-    if R.http:  # the server made Default when it started, before the scenario
+    if uri is not None:  # the server, or the database's maker, made Default before the scenario
         R.server_times.add(R.c.get_experiment("0").creation_time)
     return R
 
@@ -619,6 +623,21 @@ DIVERGENCES = {
     "metrics": {"float step": _float_step, "history float step": _float_step_history},
 }
 
+
+def _float_step_history_postgres(theirs):
+    # On PostgreSQL, MLflow's step=1.5 goes into the BIGINT column as 2 (psycopg2 sends a
+    # numeric, which PostgreSQL rounds); asynctrack refused the step (see _float_step).
+    label, kind, value = theirs
+    assert [kind, value] == ["ok", [["fstep", 1.0, 100, 2]]], theirs
+    return [label, "ok", []]
+
+
+# Both sides on PostgreSQL: SQLite's divergences, but for what MLflow stores for a float step.
+POSTGRES_DIVERGENCES = {
+    **DIVERGENCES,
+    "metrics": {**DIVERGENCES["metrics"], "history float step": _float_step_history_postgres},
+}
+
 def _proto_crash(kind: str, message: str, then):
     """Over HTTP MLflow's client crashes in protobuf (a bare ``kind``) building the request for
     a value of the wrong type; asynctrack's client does what it does on every store (``then``,
@@ -727,7 +746,8 @@ for key, uri, server_dir in ARGS["targets"]:
     out[key] = {}
     for name in ARGS["names"]:
         try:
-            out[key][name] = run_scenario(name, os.path.join(ARGS["base"], key, name), uri, server_dir)
+            u = uri[name] if isinstance(uri, dict) else uri  # a database per scenario
+            out[key][name] = run_scenario(name, os.path.join(ARGS["base"], key, name), u, server_dir)
         except Exception:  # one scenario's failure fails its test only
             out[key][name] = [["_failed", "error", traceback.format_exc()]]
 out["_names"] = [list(name_utils._GENERATOR_PREDICATES), list(name_utils._GENERATOR_NOUNS)]
@@ -742,8 +762,9 @@ def _mlflow_side(base, targets: list[tuple[str, str | None, str | None]]) -> dic
     return run(_ORACLE, cwd=base, driver=DRIVER, names=SCENARIO_NAMES, base=str(base), targets=targets)
 
 
-def _asynctrack_side(base, uri: str | None = None, server_dir: str | None = None) -> dict:
-    """Every scenario, run by asynctrack in this process: {name: call log}."""
+def _asynctrack_side(base, uri: str | dict | None = None, server_dir: str | None = None) -> dict:
+    """Every scenario, run by asynctrack in this process: {name: call log}. ``uri``: one for
+    every scenario, or {name: uri} (a database each)."""
     ns = {"MlflowClient": MlflowClient, "Metric": Metric, "Param": Param, "RunTag": RunTag}
     exec(DRIVER, ns)
     cwd = os.getcwd()
@@ -751,7 +772,8 @@ def _asynctrack_side(base, uri: str | None = None, server_dir: str | None = None
     try:
         for name in SCENARIO_NAMES:  # the driver changes into each scenario's directory
             try:
-                log = ns["run_scenario"](name, str(base / name), uri, server_dir)
+                u = uri[name] if isinstance(uri, dict) else uri
+                log = ns["run_scenario"](name, str(base / name), u, server_dir)
             except Exception:  # noqa: BLE001 - one scenario's failure fails its test only
                 log = [["_failed", "error", traceback.format_exc()]]
             # The same JSON round trip as the oracle's output (tuples -> lists).
@@ -767,6 +789,24 @@ def sqlite_logs(tmp_path_factory):
     theirs = _mlflow_side(tmp_path_factory.mktemp("mlflow_side"), [("sqlite", None, None)])
     ours = _asynctrack_side(tmp_path_factory.mktemp("asynctrack_side"))
     return {"ours": ours, "theirs": theirs["sqlite"], "_names": theirs["_names"]}
+
+
+@pytest.fixture(scope="module")
+def postgres_logs(tmp_path_factory, postgres_server):
+    """Both sides on PostgreSQL: each scenario on its own copy of a database MLflow 3.18
+    initialised, MLflow through psycopg2, asynctrack through its PostgreSQL store."""
+    server = postgres_server
+    root = str(tmp_path_factory.mktemp("mlflow_made"))
+    with contextlib.ExitStack() as stack:
+        template = stack.enter_context(mlflow_template(server, root))
+        copies = {
+            side: {n: stack.enter_context(fresh_database(server, template)) for n in SCENARIO_NAMES}
+            for side in ("ours", "theirs")
+        }
+        theirs_uris = {n: oracle_postgres_uri(u) for n, u in copies["theirs"].items()}
+        theirs = _mlflow_side(tmp_path_factory.mktemp("mlflow_pg"), [("postgres", theirs_uris, root)])
+        ours = _asynctrack_side(tmp_path_factory.mktemp("asynctrack_pg"), copies["ours"], root)
+    return {"ours": ours, "theirs": theirs["postgres"]}
 
 
 @pytest.fixture(scope="module")
@@ -791,13 +831,15 @@ def _unfailed(side: str, log: list) -> list:
     return log
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, "postgres"])
 def logs(request):
     """The logs to compare for one backend: {"backend", "ours", "theirs"[, "oracle"]}."""
     backend = request.param
     sqlite = lambda: request.getfixturevalue("sqlite_logs")["theirs"]  # noqa: E731
     if backend == "sqlite":
         return {"backend": backend, "sqlite": sqlite, **request.getfixturevalue("sqlite_logs")}
+    if backend == "postgres":
+        return {"backend": backend, "sqlite": sqlite, **request.getfixturevalue("postgres_logs")}
     request.getfixturevalue("servers").require(backend)
     return {"backend": backend, "sqlite": sqlite, **request.getfixturevalue("server_logs")[backend]}
 
@@ -879,8 +921,8 @@ def check(name, logs):
     skip = {label for (b, scenario, label) in KNOWN_BUGS if b == backend and scenario == name}
     if backend == "asynctrack-server":  # the server's known bugs: test_known_server_bug
         skip |= {label for (scenario, label) in SERVER_BUGS if scenario == name}
-    if backend == "sqlite":
-        divergences = DIVERGENCES.get(name, {})
+    if backend in ("sqlite", "postgres"):
+        divergences = (DIVERGENCES if backend == "sqlite" else POSTGRES_DIVERGENCES).get(name, {})
     else:
         divergences = dict(HTTP_DIVERGENCES.get(name, {}))
         over_sqlite = {e[0]: e for e in logs["sqlite"]()[name]}
@@ -952,8 +994,8 @@ def test_generated_run_names_use_mlflows_words(sqlite_logs):
     ],
 )
 def test_known_bug(backend, scenario, label, request):
-    if backend == "sqlite":
-        logs = request.getfixturevalue("sqlite_logs")
+    if backend in ("sqlite", "postgres"):
+        logs = request.getfixturevalue(f"{backend}_logs")
     else:
         request.getfixturevalue("servers").require(backend)
         logs = request.getfixturevalue("server_logs")[backend]

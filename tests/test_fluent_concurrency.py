@@ -20,19 +20,18 @@ sys.path.insert(0, str(ROOT / "workers"))
 import spawn_sweep  # noqa: E402
 import threaded_children  # noqa: E402
 
+from tests._store_fixtures import fetch_all  # noqa: E402
+
 
 def rows(db, sql, *args):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    """``sql``'s rows in the SQLite file ``db``, or in the tracking store at the URI ``db``."""
+    return fetch_all(db if isinstance(db, str) else f"sqlite:///{db}", sql, *args)
 
 
 # -- threads -----------------------------------------------------------------------------------
 def test_eight_threads_of_nested_children_lose_nothing(fluent, tmp_path):
     parent_id, child_ids = threaded_children.fan_out(threads=8, points=5000)
-    db = tmp_path / "mlflow.db"
+    db = fluent.get_tracking_uri()
     assert len(set(child_ids)) == 8
     for run_id in child_ids:
         # end_run returned in each thread: every point of that child was stored by then
@@ -105,10 +104,10 @@ def test_thread_nests_under_its_own_run_before_the_main_threads(fluent):
 
 
 # -- processes ---------------------------------------------------------------------------------
-def test_spawn_pool_sweep_exact_counts(fluent, tmp_path):
-    fluent.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")  # exported to the workers
+def test_spawn_pool_sweep_exact_counts(fluent, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fluent.get_tracking_uri())  # for the workers
     parent_id, run_ids = spawn_sweep.sweep(processes=4, trials=16, points=500)
-    db = tmp_path / "mlflow.db"
+    db = fluent.get_tracking_uri()
     assert len(set(run_ids)) == 16
     assert rows(db, "SELECT count(*) FROM metrics WHERE key = 'loss'") == [(16 * 500,)]
     assert rows(db, "SELECT count(*) FROM metrics WHERE key = 'final_loss'") == [(16,)]
@@ -204,14 +203,14 @@ def _fork_task(n):
     return n
 
 
-def test_fork_pool_workers(fluent, tmp_path):
-    fluent.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+def test_fork_pool_workers(fluent, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fluent.get_tracking_uri())  # for the workers
     with fluent.start_run(run_name="before-fork"):
         for i in range(5000):
             fluent.log_metric("pre", float(i), step=i, synchronous=False)
         with multiprocessing.get_context("fork").Pool(3) as pool:
             assert sorted(pool.map(_fork_task, range(6))) == list(range(6))
-    db = tmp_path / "mlflow.db"
+    db = fluent.get_tracking_uri()
     assert rows(db, "SELECT count(*) FROM metrics WHERE key = 'pre'") == [(5000,)]
     assert rows(db, "SELECT count(*) FROM metrics WHERE key = 'f'") == [(6000,)]
     assert rows(db, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == [(7,)]

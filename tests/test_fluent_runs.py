@@ -14,6 +14,7 @@ import pytest
 from asynctrack import MlflowException
 from asynctrack.entities import LifecycleStage, Metric
 from asynctrack.tracking_uri import DEFAULT_TRACKING_URI
+from tests._store_fixtures import scalar, tracking_uri_of_kind
 
 
 def count(db, sql, *args):
@@ -410,7 +411,7 @@ def test_flush_async_logging_stores_everything_queued(fluent):
     for i in range(5000):
         fluent.log_metric("m", float(i), step=i, synchronous=False)
     fluent.flush_async_logging()
-    assert count(f"{os.getcwd()}/mlflow.db", "SELECT count(*) FROM metrics WHERE run_uuid = ?", run.info.run_id) == 5000
+    assert scalar(fluent.get_tracking_uri(), "SELECT count(*) FROM metrics WHERE run_uuid = ?", run.info.run_id) == 5000
     fluent.end_run()
 
 
@@ -481,7 +482,7 @@ def test_git_tags_of_the_main_file(tmp_path):
 
 
 # -- interpreter exit ----------------------------------------------------------------------------
-def test_runs_still_active_at_exit_are_ended_and_their_data_stored(tmp_path):
+def test_runs_still_active_at_exit_are_ended_and_their_data_stored(store_kind, tmp_path, request):
     script = textwrap.dedent("""
         import threading
         import asynctrack as mlflow
@@ -497,15 +498,16 @@ def test_runs_still_active_at_exit_are_ended_and_their_data_stored(tmp_path):
         t.start()
         t.join()
     """)
+    uri = tracking_uri_of_kind(store_kind, tmp_path, request)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_TRACKING_URI"] = uri
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    db = tmp_path / "mlflow.db"
-    con = sqlite3.connect(db)
-    rows = dict(con.execute("SELECT name, status FROM runs").fetchall())
-    assert rows == {"parent": "FINISHED", "child": "FINISHED", "thread-run": "FINISHED"}
-    assert count(db, "SELECT count(*) FROM metrics WHERE key='m'") == 20000
-    assert count(db, "SELECT count(*) FROM metrics WHERE key='t'") == 3000
-    assert count(db, "SELECT count(*) FROM runs WHERE end_time IS NULL") == 0
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    con.close()
+    finished = "SELECT count(*) FROM runs WHERE name = ? AND status = 'FINISHED'"
+    assert [scalar(uri, finished, name) for name in ("parent", "child", "thread-run")] == [1, 1, 1]
+    assert scalar(uri, "SELECT count(*) FROM runs") == 3
+    assert scalar(uri, "SELECT count(*) FROM metrics WHERE key='m'") == 20000
+    assert scalar(uri, "SELECT count(*) FROM metrics WHERE key='t'") == 3000
+    assert scalar(uri, "SELECT count(*) FROM runs WHERE end_time IS NULL") == 0
+    if store_kind == "sqlite":
+        assert scalar(uri, "PRAGMA integrity_check") == "ok"

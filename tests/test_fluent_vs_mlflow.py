@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from tests._backends import BACKENDS, server_set_fixture
+from tests._backends import BACKENDS, SERVER_BACKENDS, server_set_fixture
+from tests._postgres import fresh_database, oracle_postgres_uri, postgres_db  # noqa: F401 (fixture)
 from tests.oracle import needs_mlflow, oracle_python, run  # noqa: F401
 
 pytestmark = [needs_mlflow, pytest.mark.mlflow]
@@ -79,7 +80,7 @@ def note(label, value):
 
 def scenario(mlflow, uri=None):
     mlflow.set_tracking_uri(uri or "sqlite:///" + os.path.join(os.getcwd(), "mlflow.db"))
-    http = uri is not None
+    http = uri is not None and uri.startswith("http")
     call("set_experiment neither", mlflow.set_experiment)
     call("set_experiment both", mlflow.set_experiment, "x", "1")
     call("set_experiment missing id", mlflow.set_experiment, experiment_id="999")
@@ -194,6 +195,13 @@ def _asynctrack_log(tmp_path, uri=None):
     return json.loads(out.stdout.rsplit("@@RESULT@@", 1)[1])
 
 
+def _enter(request, context):
+    """``context`` entered for the rest of this test: its value."""
+    value = context.__enter__()
+    request.addfinalizer(lambda: context.__exit__(None, None, None))
+    return value
+
+
 def _mlflow_log(tmp_path, uri=None):
     return run(SCENARIO + "\nimport mlflow\n_out(scenario(mlflow, ARGS['uri']))\n", cwd=tmp_path, uri=uri)
 
@@ -229,6 +237,18 @@ def _step_overflow(entry, path="step", key="m"):
     }]
 
 
+def _step_overflow_postgres(entry, path="step", key="m"):
+    """On PostgreSQL, MLflow's step beyond 64 bits reaches psycopg2 and fails on flush with
+    SQLAlchemy's text of PostgreSQL's range error (as BAD_REQUEST); asynctrack refuses it up
+    front, with MLflow's own step message, as on SQLite."""
+    label, kind, err = entry
+    assert kind == "error" and err["error_code"] == "BAD_REQUEST", entry
+    assert "(psycopg2.errors.NumericValueOutOfRange) bigint out of range" in err["message"], entry
+    return _step_overflow([label, "error", {
+        "error_code": "INTERNAL_ERROR", "message": "Python int too large to convert to SQLite INTEGER"
+    }], path, key)
+
+
 DIVERGENCES = {
     "start_run while active": _bare_exception,
     "start_run": _tags_as_stored,
@@ -236,6 +256,12 @@ DIVERGENCES = {
     "last_active_run after child": _tags_as_stored,
     "log_metric bad step": _step_overflow,
     "log_metrics bad step": lambda entry: _step_overflow(entry, "metrics[0].step", "a"),
+}
+# Both sides on PostgreSQL: as on SQLite, but for MLflow's error for a step beyond 64 bits.
+POSTGRES_DIVERGENCES = {
+    **DIVERGENCES,
+    "log_metric bad step": _step_overflow_postgres,
+    "log_metrics bad step": lambda entry: _step_overflow_postgres(entry, "metrics[0].step", "a"),
 }
 
 
@@ -358,13 +384,18 @@ def server_logs(tmp_path_factory, servers):
     return out
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [*BACKENDS, "postgres"])
 def test_fluent_api_matches_mlflow(backend, tmp_path, request):
-    if backend == "sqlite":
+    if backend in ("sqlite", "postgres"):
         (tmp_path / "a").mkdir()
         (tmp_path / "m").mkdir()
-        ours = _asynctrack_log(tmp_path / "a")
-        theirs = _mlflow_log(tmp_path / "m")
+        ours_uri = theirs_uri = None  # a sqlite file in each side's directory
+        if backend == "postgres":  # an empty database each: both sides create the schema
+            server = request.getfixturevalue("postgres_server")
+            ours_uri = request.getfixturevalue("postgres_db")
+            theirs_uri = oracle_postgres_uri(_enter(request, fresh_database(server)))
+        ours = _asynctrack_log(tmp_path / "a", ours_uri)
+        theirs = _mlflow_log(tmp_path / "m", theirs_uri)
     else:
         request.getfixturevalue("servers").require(backend)
         logs = request.getfixturevalue("server_logs")[backend]
@@ -372,7 +403,8 @@ def test_fluent_api_matches_mlflow(backend, tmp_path, request):
         if backend == "asynctrack-server":  # the server's known bugs: test_known_server_bug
             ours = [e for e in ours if e[0] not in SERVER_BUGS]
             theirs = [e for e in theirs if e[0] not in SERVER_BUGS]
-    problems = _compare(ours, theirs, DIVERGENCES if backend == "sqlite" else HTTP_DIVERGENCES)
+    divergences = {"sqlite": DIVERGENCES, "postgres": POSTGRES_DIVERGENCES}.get(backend, HTTP_DIVERGENCES)
+    problems = _compare(ours, theirs, divergences)
     assert not problems, "\n".join(problems)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import textwrap
 import pytest
 
 import asynctrack as mlflow
+from tests._store_fixtures import fetch_all, scalar, tracking_uri_of_kind
 
 N = 5000
 
@@ -36,52 +36,60 @@ LOG_THEN_WAIT = textwrap.dedent(f"""
 """)
 
 
-def _run_until_ready(tmp_path, prelude="", **env):
+@pytest.fixture
+def uri(store_kind, tmp_path, request):
+    """A fresh store of each kind, for the programs these tests start (MLFLOW_TRACKING_URI)."""
+    return tracking_uri_of_kind(store_kind, tmp_path, request)
+
+
+def _run_until_ready(tmp_path, uri, prelude="", **env):
     proc = subprocess.Popen(
         [sys.executable, "-c", LOG_THEN_WAIT.format(prelude=prelude)],
-        cwd=tmp_path, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path, env=_env(MLFLOW_TRACKING_URI=uri, **env), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
     )
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
     return proc
 
 
-def _stored(tmp_path):
-    con = sqlite3.connect(tmp_path / "mlflow.db")
-    try:
-        return (
-            con.execute("SELECT count(*) FROM metrics").fetchone()[0],
-            con.execute("SELECT status FROM runs").fetchall(),
-            con.execute("PRAGMA integrity_check").fetchone()[0],
-        )
-    finally:
-        con.close()
+def _stored(uri):
+    """(points stored, the runs' statuses, SQLite's integrity check or "ok" for PostgreSQL)."""
+    integrity = scalar(uri, "PRAGMA integrity_check") if uri.startswith("sqlite:") else "ok"
+    return (
+        scalar(uri, "SELECT count(*) FROM metrics"),
+        fetch_all(uri, "SELECT status FROM runs"),
+        integrity,
+    )
 
 
-def test_sigterm_drains_the_queue_and_ends_runs_killed(tmp_path):
-    proc = _run_until_ready(tmp_path)
+def test_sigterm_drains_the_queue_and_ends_runs_killed(tmp_path, uri):
+    proc = _run_until_ready(tmp_path, uri)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == -signal.SIGTERM  # dies of the signal, as it would have
-    assert _stored(tmp_path) == (N, [("KILLED",)], "ok")
+    assert _stored(uri) == (N, [("KILLED",)], "ok")
 
 
 def test_a_users_sigterm_handler_is_left_alone_and_still_runs(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
     prelude = "import signal\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(3))"
-    proc = _run_until_ready(tmp_path, prelude=prelude)
+    proc = _run_until_ready(tmp_path, uri, prelude=prelude)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 3
     # the user's handler exited normally: the exit hook ended the run and stored everything
-    assert _stored(tmp_path) == (N, [("FINISHED",)], "ok")
+    assert _stored(uri) == (N, [("FINISHED",)], "ok")
 
 
 def test_sigterm_handling_can_be_turned_off(tmp_path):
-    proc = _run_until_ready(tmp_path, ASYNCTRACK_HANDLE_SIGTERM="false")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = _run_until_ready(tmp_path, uri, ASYNCTRACK_HANDLE_SIGTERM="false")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == -signal.SIGTERM
-    count, statuses, integrity = _stored(tmp_path)
+    count, statuses, integrity = _stored(uri)
     assert (count, statuses, integrity) == (0, [("RUNNING",)], "ok")  # what the handler prevents
 
 
 def test_kill_9_keeps_every_flushed_point_and_the_run_resumable(tmp_path, fluent):
+    uri = fluent.get_tracking_uri()
     script = textwrap.dedent("""
         import asynctrack as mlflow
         run = mlflow.start_run(run_name="doomed")
@@ -94,7 +102,8 @@ def test_kill_9_keeps_every_flushed_point_and_the_run_resumable(tmp_path, fluent
                 mlflow.flush_async_logging()
                 print(i, flush=True)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=_env(ASYNCTRACK_FLUSH_INTERVAL="0.05"),
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path,
+                            env=_env(ASYNCTRACK_FLUSH_INTERVAL="0.05", MLFLOW_TRACKING_URI=uri),
                             stdout=subprocess.PIPE, text=True)
     run_id = proc.stdout.readline().strip()
     flushed = 0
@@ -102,14 +111,11 @@ def test_kill_9_keeps_every_flushed_point_and_the_run_resumable(tmp_path, fluent
         flushed = int(proc.stdout.readline())
     proc.kill()
     proc.wait(30)
-    con = sqlite3.connect(tmp_path / "mlflow.db")
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    stored = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
-    steps = con.execute("SELECT count(DISTINCT step), max(step) FROM metrics").fetchone()
-    con.close()
+    assert _stored(uri)[2] == "ok"
+    stored = scalar(uri, "SELECT count(*) FROM metrics")
+    steps = fetch_all(uri, "SELECT count(DISTINCT step), max(step) FROM metrics")[0]
     assert stored >= flushed  # every point flushed before the kill is there
     assert steps == (stored, stored - 1)  # and they are a prefix: nothing in between was lost
-    fluent.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     assert fluent.get_run(run_id).info.status == "RUNNING"
     with fluent.start_run(run_id=run_id):
         fluent.log_metric("m", -1.0, step=stored)
@@ -178,7 +184,7 @@ def test_a_fork_child_signalled_before_its_hooks_leave_the_parents_run_alone(tmp
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
-    assert _stored(tmp_path) == (1, [("FINISHED",)], "ok")
+    assert _stored(f"sqlite:///{tmp_path}/mlflow.db") == (1, [("FINISHED",)], "ok")
 
 
 ENDING = textwrap.dedent("""
@@ -196,14 +202,15 @@ ENDING = textwrap.dedent("""
     [("pass", 0), ("raise ValueError('boom')", 1), ("raise KeyboardInterrupt", -2), ("import sys; sys.exit(3)", 3)],
     ids=["normal", "exception", "keyboard-interrupt", "sys-exit"],
 )
-def test_every_way_of_ending_stores_everything(tmp_path, ending, returncode):
+def test_every_way_of_ending_stores_everything(tmp_path, uri, ending, returncode):
     """Normal exit, an uncaught exception, Ctrl-C, sys.exit: all 20,000 queued points and the
     param are stored, and the run is ended FINISHED, as MLflow 3.18's exit hook ends it (MLflow
     itself loses queued points on Ctrl-C)."""
     proc = subprocess.run([sys.executable, "-c", ENDING.format(ending=ending)], cwd=tmp_path,
-                          env=_env(ASYNCTRACK_FLUSH_INTERVAL="0.05"), capture_output=True, text=True, timeout=120)
+                          env=_env(ASYNCTRACK_FLUSH_INTERVAL="0.05", MLFLOW_TRACKING_URI=uri),
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == returncode, proc.stderr
-    count, statuses, integrity = _stored(tmp_path)
+    count, statuses, integrity = _stored(uri)
     assert (count, statuses, integrity) == (20000, [("FINISHED",)], "ok")
 
 
@@ -220,11 +227,11 @@ SYNC_LOOP = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("attempt", range(4))
-def test_sigterm_during_a_synchronous_write_ends_promptly(tmp_path, attempt):
+def test_sigterm_during_a_synchronous_write_ends_promptly(tmp_path, uri, attempt):
     """SIGTERM lands while the main thread is inside a synchronous write's transaction: the
     handler waits for that write instead of deadlocking on it; the run ends KILLED with an
     unbroken prefix of steps stored."""
-    proc = subprocess.Popen([sys.executable, "-c", SYNC_LOOP], cwd=tmp_path, env=_env(),
+    proc = subprocess.Popen([sys.executable, "-c", SYNC_LOOP], cwd=tmp_path, env=_env(MLFLOW_TRACKING_URI=uri),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     import time
@@ -233,11 +240,7 @@ def test_sigterm_during_a_synchronous_write_ends_promptly(tmp_path, attempt):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGTERM, err
-    count, statuses, integrity = _stored(tmp_path)
-    con = sqlite3.connect(tmp_path / "mlflow.db")
-    try:
-        steps = [s for (s,) in con.execute("SELECT step FROM metrics ORDER BY step")]
-    finally:
-        con.close()
+    count, statuses, integrity = _stored(uri)
+    steps = [s for (s,) in fetch_all(uri, "SELECT step FROM metrics ORDER BY step")]
     assert steps == list(range(len(steps))) and len(steps) > 1
     assert (statuses, integrity) == ([("KILLED",)], "ok")

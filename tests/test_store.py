@@ -24,6 +24,7 @@ MAX = 1.7976931348623157e308
 # -- schema ------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("SQLite's catalogue (PostgreSQL's schema: tests/test_postgres_schema.py)")
 def test_new_file_gets_the_whole_schema_and_default_experiment(store):
     tables = rows(store, "SELECT name FROM sqlite_master WHERE type='table'")
     assert len(tables) == 71
@@ -34,6 +35,7 @@ def test_new_file_gets_the_whole_schema_and_default_experiment(store):
     assert exp.artifact_location.endswith("/mlruns/0")
 
 
+@pytest.mark.sqlite_only("SQLite's schema.sql (PostgreSQL's is compared with MLflow's dump: tests/test_postgres_schema.py)")
 def test_schema_matches_the_reference_text(store):
     """Every CREATE statement of MLflow's schema is in the file, verbatim."""
     from importlib import resources
@@ -430,3 +432,13 @@ def test_read_connections_hold_a_search_s_pages_and_writers_keep_theirs_small(tm
         time.sleep(0.01)
     assert store._conn().execute("PRAGMA cache_size").fetchone() == (-32768,)
     assert store._writer._inline.conn.execute("PRAGMA cache_size").fetchone() == (-8192,)
+
+
+@pytest.mark.asyncio
+async def test_tag_values_that_are_not_text_are_stored_as_mlflows_sqlite_store_stores_them(store):
+    """create_run(tags={"k": 1}) reaches the store as an int: every store keeps the text that
+    MLflow's SQLite store makes of it (PostgreSQL's driver would refuse a non-text value)."""
+    (exp,) = await store.apply([rec(ev.CREATE_EXPERIMENT, "typed", None, [["n", 2]], 1)])
+    run_id = await new_run(store, exp, tags=[["i", 1], ["b", True], ["f", 2.5], ["s", "x"]])
+    assert store.get_run(run_id).data.tags == {"i": "1", "b": "1", "f": "2.5", "s": "x", "mlflow.runName": "r-1"}
+    assert store.get_experiment(exp).tags == {"n": "2"}

@@ -29,6 +29,13 @@ def bits(x: float) -> bytes:
     return struct.pack("<d", x)
 
 
+def as_stored(store, values):
+    """What the store's database gives back for each value: PostgreSQL's DOUBLE PRECISION
+    keeps every double (-0.0 too, as MLflow's psycopg2 binds it); SQLite, see
+    :func:`as_sqlite_stores`."""
+    return list(values) if not isinstance(store, SqliteStore) else as_sqlite_stores(values)
+
+
 def as_sqlite_stores(values):
     """What SQLite gives back for each value bound on its own into a FLOAT column (it keeps
     integral reals as integers on disk, so -0.0 comes back as 0.0: MLflow's store does the same)."""
@@ -60,7 +67,7 @@ async def test_plain_metrics_round_trip_bit_for_bit(store, n):
     batch = [rec(ev.METRIC, run_id, "m", v, stamps[i], steps[i]) for i, v in enumerate(values)]
     assert await store.apply(batch) == [None] * n
     got = rows(store, "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ?", run_id)
-    want = {(bits(v), stamps[i], steps[i]) for i, v in enumerate(as_sqlite_stores(values))}
+    want = {(bits(v), stamps[i], steps[i]) for i, v in enumerate(as_stored(store, values))}
     assert {(bits(v), t, s) for v, t, s, _ in got} == want
     assert len(got) == n and {r[3] for r in got} == {0}
     assert {type(v) for v, *_ in got} == {float}
@@ -75,7 +82,7 @@ async def test_batch_metrics_round_trip_bit_for_bit(store, n):
     entries = [[f"k{i % 3}", v, INT64_MAX - i, steps[i]] for i, v in enumerate(values)]
     assert await store.apply([rec(ev.BATCH, run_id, entries, [], [])]) == [None]
     got = rows(store, "SELECT key, value, timestamp, step FROM metrics WHERE run_uuid = ?", run_id)
-    want = {(e[0], bits(v), e[2], e[3]) for e, v in zip(entries, as_sqlite_stores(values))}
+    want = {(e[0], bits(v), e[2], e[3]) for e, v in zip(entries, as_stored(store, values))}
     assert {(k, bits(v), t, s) for k, v, t, s in got} == want and len(got) == n
 
 
@@ -290,6 +297,7 @@ async def test_latest_over_many_points_at_one_step_across_batches(store):
     assert rows(store, "SELECT value, timestamp, step FROM latest_metrics") == [(50.0, 3039, 0)]
 
 
+@pytest.mark.sqlite_only("SQLite's query plan of its own upsert (PostgreSQL's bulk SQL: tests/test_postgres_bulk.py)")
 def test_latest_query_reads_only_the_new_points_of_the_top_step(store):
     """The latest_metrics upsert must not read a key's whole history (no timing here: the
     plan is the point): a seek on (run_uuid, key, step, rowid) and a max() on the index."""
@@ -302,6 +310,7 @@ def test_latest_query_reads_only_the_new_points_of_the_top_step(store):
     assert not any("SCAN" in p for p in plan), plan
 
 
+@pytest.mark.sqlite_only("counts the statements of SQLite's writer (PostgreSQL COPYs: tests/test_postgres_bulk.py)")
 def test_one_runs_log_batch_records_are_inserted_with_few_statements(store):
     """Consecutive BATCH records of one run (async log_metrics calls) go in together: a few
     multi-row statements, not one per record, each of whose SQLite steps must take the GIL
@@ -404,6 +413,7 @@ def test_a_wide_metric_block_is_stored_as_its_records_are(tmp_path_factory, runs
 
 
 @pytest.mark.asyncio
+@pytest.mark.sqlite_only("aiosqlite's thread; asyncpg runs on the writer's loop and starts none")
 async def test_writer_runs_its_connection_inline_where_no_thread_can_start(store, monkeypatch):
     """Python 3.12+ starts no thread at interpreter shutdown, which is when the writer reopens
     a store that was down to drain its queue: its connection then runs on the loop's thread

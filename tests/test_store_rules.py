@@ -13,7 +13,8 @@ import pytest
 
 from asynctrack import events as ev
 from asynctrack.store._sql import batch, rules
-from tests._store_fixtures import store  # noqa: F401 (fixture)
+from asynctrack.store._sqlite import SqliteStore
+from tests._store_fixtures import rows, store  # noqa: F401 (fixture)
 from tests.test_store import LATEST_CASES
 
 MAX = 1.7976931348623157e308
@@ -44,11 +45,18 @@ def test_a_finite_metric_record_is_stored_as_it_is():
 
 
 def test_the_point_identity_is_the_metrics_tables_primary_key(store):  # noqa: F811
-    con = sqlite3.connect(store.path)
-    try:
-        pk = [row[1] for row in sorted(con.execute("PRAGMA table_info(metrics)"), key=lambda r: r[5]) if row[5]]
-    finally:
-        con.close()
+    if isinstance(store, SqliteStore):
+        con = sqlite3.connect(store.path)
+        try:
+            pk = [row[1] for row in sorted(con.execute("PRAGMA table_info(metrics)"), key=lambda r: r[5]) if row[5]]
+        finally:
+            con.close()
+    else:
+        pk = [r[0] for r in rows(store, """
+            SELECT a.attname FROM pg_index i
+            JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE i.indrelid = 'public.metrics'::regclass AND i.indisprimary ORDER BY k.n""")]
     assert tuple(pk) == rules.POINT_IDENTITY
 
 
