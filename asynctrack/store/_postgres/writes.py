@@ -64,7 +64,10 @@ class PostgresWriter:
         except BaseException as exc:
             conn.terminate()
             if isinstance(exc, Exception):
-                raise StoreUnavailable(f"cannot use {self._shown}: {describe(exc)}") from exc
+                # a read-only database refuses the bulk path's temporary table: lasting
+                raise StoreUnavailable(
+                    f"cannot use {self._shown}: {describe(exc)}", lasting=sqlstate(exc) == READ_ONLY
+                ) from exc
             raise
         self._conn = conn
 
