@@ -12,6 +12,10 @@
 #                                     what was committed is kept) and keep DIR, for outage tests
 #   scripts/postgres.sh resume DIR    start a paused server again, on the same port
 #   scripts/postgres.sh restart DIR   pause, then resume (a restart under its clients)
+#   scripts/postgres.sh replica PRIMARY_DIR
+#                                     a streaming hot standby (read-only) of that started
+#                                     server, in a new folder at a free port; prints its URI,
+#                                     then its folder, as `start` does; `stop` it the same way
 #
 # The binaries: PG_BINDIR if set, else the folder of `initdb` on PATH, else Debian's
 # /usr/lib/postgresql/<newest>/bin. initdb refuses to run as root: as root, the server runs as
@@ -106,13 +110,10 @@ resume() {
   }
 }
 
-start() {
-  local bindir dir
-  bindir=$(find_bindir)
-  [ -x "$bindir/initdb" ] && [ -x "$bindir/pg_ctl" ] || die "no initdb/pg_ctl in $bindir"
-  if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
-    die "running as root and there is no 'postgres' OS user to run initdb as (initdb refuses root)"
-  fi
+# A new folder for a server (DIR if given, empty; else a new temporary one), owned by the user
+# the server runs as: its path.
+new_dir() {
+  local dir
   if [ -n "${1:-}" ]; then
     dir=$1
     mkdir -p -- "$dir"
@@ -128,15 +129,14 @@ start() {
       owned_by_server_user "$dir" || { rmdir -- "$dir"; die "the postgres user cannot write $dir"; }
     fi
   fi
-  echo "$bindir" >"$dir/$MARKER"
-  if ! as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
-      --no-sync >"$dir/initdb.log" 2>&1; then
-    cat "$dir/initdb.log" >&2
-    rm -rf -- "$dir"
-    die "initdb failed"
-  fi
+  echo "$dir"
+}
+
+# Start the cluster in $1/data at a free port; print the URI, then $1 (deleted on failure).
+launch() {
+  local dir=$1 bindir port attempt
+  bindir=$(cat "$dir/$MARKER")
   # A free port can be taken between choosing it and binding it: try a few.
-  local port attempt
   for attempt in 1 2 3 4 5; do
     port=$(free_port)
     if as_owner "$bindir/pg_ctl" start -D "$dir/data" -w -t 30 -l "$dir/server.log" -o \
@@ -157,6 +157,44 @@ start() {
   die "the server did not start (log above)"
 }
 
+start() {
+  local bindir dir
+  bindir=$(find_bindir)
+  [ -x "$bindir/initdb" ] && [ -x "$bindir/pg_ctl" ] || die "no initdb/pg_ctl in $bindir"
+  if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+    die "running as root and there is no 'postgres' OS user to run initdb as (initdb refuses root)"
+  fi
+  dir=$(new_dir "${1:-}")
+  echo "$bindir" >"$dir/$MARKER"
+  if ! as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
+      --no-sync >"$dir/initdb.log" 2>&1; then
+    cat "$dir/initdb.log" >&2
+    rm -rf -- "$dir"
+    die "initdb failed"
+  fi
+  launch "$dir"
+}
+
+# A streaming hot standby of the started server in $1: a base backup taken over the
+# replication protocol (initdb's pg_hba trusts replication from 127.0.0.1, and PostgreSQL's
+# default wal_level is replica), started read-only at a free port of its own and following
+# the primary from then on. Prints its URI, then its folder (`stop` it as any other).
+replica() {
+  local primary=$1 bindir dir
+  made_here "$primary"
+  bindir=$(cat "$primary/$MARKER")
+  [ -f "$primary/port" ] || die "$primary has no port: was it started by '$0 start'?"
+  dir=$(new_dir "")
+  echo "$bindir" >"$dir/$MARKER"
+  if ! as_owner "$bindir/pg_basebackup" -D "$dir/data" -h 127.0.0.1 -p "$(cat "$primary/port")" \
+      -U postgres -X stream -R --no-sync >"$dir/basebackup.log" 2>&1; then
+    cat "$dir/basebackup.log" >&2
+    rm -rf -- "$dir"
+    die "pg_basebackup from $primary failed"
+  fi
+  launch "$dir"
+}
+
 # A detached watcher: once process $1 has gone, stop the server in $2 (if still there).
 watch() {
   local pid=$1 dir=$2 self
@@ -173,5 +211,6 @@ case "${1:-}" in
   pause) [ -n "${2:-}" ] || die "usage: $0 pause DIR"; made_here "$2"; halt "$2" fast ;;
   resume) [ -n "${2:-}" ] || die "usage: $0 resume DIR"; resume "$2" ;;
   restart) [ -n "${2:-}" ] || die "usage: $0 restart DIR"; made_here "$2"; halt "$2" fast; resume "$2" ;;
-  *) echo "usage: $0 start [DIR] | stop DIR | pause DIR | resume DIR | restart DIR" >&2; exit 2 ;;
+  replica) [ -n "${2:-}" ] || die "usage: $0 replica PRIMARY_DIR"; replica "$2" ;;
+  *) echo "usage: $0 start [DIR] | stop DIR | pause DIR | resume DIR | restart DIR | replica PRIMARY_DIR" >&2; exit 2 ;;
 esac

@@ -32,6 +32,8 @@ CONNECT_TIMEOUT_S = 10.0
 # A deadlock or serialization failure is retried this many times before the batch is kept
 # for later (the writer's outage path) instead.
 CONFLICT_RETRIES = 20
+# On connecting: the schema's revision, and whether the server is a hot standby (read-only).
+_OPENING = "SELECT (SELECT version_num FROM alembic_version), pg_is_in_recovery()"
 
 
 class PostgresWriter:
@@ -58,9 +60,10 @@ class PostgresWriter:
         except Exception as exc:
             raise StoreUnavailable(f"cannot connect to {self._shown}: {describe(exc)}") from exc
         try:
-            revision = await conn.fetchval("SELECT version_num FROM alembic_version")
-            check_revision(revision)
-            await _bulk.prepare_connection(conn)
+            revision, standby = await conn.fetchrow(_OPENING)
+            if not standby:
+                check_revision(revision)
+                await _bulk.prepare_connection(conn)
         except BaseException as exc:
             conn.terminate()
             if isinstance(exc, Exception):
@@ -69,6 +72,12 @@ class PostgresWriter:
                     f"cannot use {self._shown}: {describe(exc)}", lasting=sqlstate(exc) == READ_ONLY
                 ) from exc
             raise
+        if standby:  # a read replica: reads are served there, writes only by its primary
+            conn.terminate()
+            raise StoreUnavailable(
+                f"cannot write {self._shown}: it is a hot standby (a read-only replica); "
+                "log to its primary", lasting=True
+            )
         self._conn = conn
 
     async def close(self) -> None:
