@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from asynctrack import MlflowClient
+from asynctrack._replay import replay_spool
 from asynctrack.entities import Metric, Param, RunTag
 from asynctrack.exceptions import MlflowException
 from asynctrack.store import store_for_uri
@@ -105,6 +106,10 @@ def _unavailable(call: Callable[[], object]) -> MlflowException:
     return info.value
 
 
+def _spools(tmp_path) -> list[str]:
+    return sorted(glob.glob(str(tmp_path / "spool" / "*.msgpack")))
+
+
 def _database(uri: str) -> str:
     return uri.rsplit("/", 1)[1]
 
@@ -121,13 +126,15 @@ def _refresh_sessions(admin, database: str) -> None:
 # -- the server restarted ---------------------------------------------------------------------
 
 
-def test_a_server_down_mid_run_keeps_async_records_and_tells_sync_callers_and_readers(own_server, monkeypatch):
-    """PostgreSQL stopped (as a crash stops it) mid-run, then started again on its port:
-    asynchronous logging returns without error and is kept; a synchronous call and every read
-    raise TEMPORARILY_UNAVAILABLE (MlflowException, not psycopg's or asyncpg's errors) and
-    store nothing; once the server is back, everything kept is stored exactly once and
-    synchronous calls and reads work again."""
+def test_a_server_down_mid_run_keeps_async_records_and_tells_sync_callers_and_readers(own_server, monkeypatch, tmp_path):
+    """PostgreSQL stopped mid-run, then started again on its port: asynchronous logging
+    returns without error and is kept (past HOLD_MAX, in a spool file); a synchronous call and
+    every read raise TEMPORARILY_UNAVAILABLE (MlflowException, not psycopg's or asyncpg's
+    errors) and store nothing; once the server is back, everything kept is stored exactly once
+    (the spool first, then removed) and synchronous calls and reads work again."""
     monkeypatch.setattr(outage_module, "STORE_RETRY_S", 0.2)
+    monkeypatch.setattr(outage_module, "HOLD_MAX", 1000)
+    monkeypatch.setenv("ASYNCTRACK_SPOOL_DIR", str(tmp_path / "spool"))
     uri, folder = own_server
     client, experiment_id, run_id, writer = _client(uri)
     _log(client, run_id, range(100))
@@ -151,9 +158,11 @@ def test_a_server_down_mid_run_keeps_async_records_and_tells_sync_callers_and_re
         assert "PostgreSQL store" in error.message and type(error) is MlflowException
     client.flush()  # returns: the records are kept, not lost and not waited for forever
     assert writer._outage.active
+    assert len(writer._outage.held) <= 1000 and len(_spools(tmp_path)) == 1  # memory bounded
 
     _script("resume", folder)
     _stored_again(client, writer)
+    assert not _spools(tmp_path)  # stored, so removed
     assert _count(uri) == 3101  # 3000 kept points and the batch's, once each
     assert _count(uri, "SELECT count(*) FROM metrics WHERE key = 'sync'") == 0
     assert _count(uri, "SELECT count(*) FROM params") == 2
@@ -354,8 +363,8 @@ def test_a_read_only_database_spools_at_exit_and_replay_stores_it_once(postgres_
     """default_transaction_read_only turned on under a running job: a lasting outage. The job
     logs on without an exception, its synchronous call is told at once (TEMPORARILY_UNAVAILABLE,
     naming the read-only transaction), reads still work, and at exit its records go to one spool
-    named in one log line. Turned off again, `asynctrack replay` (the real command, twice)
-    stores every record exactly once into the postgresql:// store, and the run ends FINISHED."""
+    named in one log line. Turned off again, `asynctrack replay` (the real command, then the
+    function it calls, again) stores every record exactly once into the postgresql:// store, and the run ends FINISHED."""
     database = _database(postgres_db)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ASYNCTRACK_"))}
     env.update(
@@ -389,7 +398,7 @@ def test_a_read_only_database_spools_at_exit_and_replay_stores_it_once(postgres_
         assert "read-only transaction" in message and "Nothing of this call was stored" in message
         assert (float(latest), logged) == (999.0, "logged")
         assert "Traceback" not in err
-        spools = sorted(glob.glob(str(tmp_path / "spool" / "*.msgpack")))
+        spools = _spools(tmp_path)
         assert len(spools) == 1
         lines = [line for line in err.splitlines() if spools[0] in line]
         assert len(lines) == 1 and "asynctrack replay" in lines[0], err
@@ -400,11 +409,15 @@ def test_a_read_only_database_spools_at_exit_and_replay_stores_it_once(postgres_
         admin.close()
 
     replay_env = {k: v for k, v in env.items() if k != "JOB_URI"}
-    for _ in range(2):
-        done = subprocess.run([sys.executable, "-m", "asynctrack", "replay", spools[0]], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120, env=replay_env)
-        assert done.returncode == 0, done.stderr
-        assert "3003 records read, 3003 stored" in done.stdout  # 3000 points, the params, a tag, the end
+    for again in (False, True):  # the real command, then (idempotent) the function it calls
+        if again:
+            report = replay_spool(spools[0])
+            assert (report.read, report.stored, report.failed, report.problems) == (3003, 3003, [], [])
+        else:
+            done = subprocess.run([sys.executable, "-m", "asynctrack", "replay", spools[0]], cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=120, env=replay_env)
+            assert done.returncode == 0, done.stderr
+            assert "3003 records read, 3003 stored" in done.stdout  # 3000 points, the params, a tag, the end
         assert _count(postgres_db) == 4000
         assert _count(postgres_db, "SELECT count(DISTINCT step) FROM metrics") == 4000
         assert _count(postgres_db, "SELECT count(*) FROM metrics WHERE key = 'sync'") == 0
