@@ -182,8 +182,8 @@ help), and not psycopg's error."""
 
 
 def test_asynctrack_server_on_a_replica_serves_searches(pair, tmp_path):
-    """``asynctrack server --backend-store-uri <replica>`` starts (it writes nothing at start)
-    and answers searches over HTTP with what the primary stored."""
+    """``asynctrack server --backend-store-uri <replica>`` starts (it writes nothing at start),
+    answers searches over HTTP with what the primary stored, and refuses a write clearly."""
     pytest.importorskip("uvicorn", reason="asynctrack[server] not installed")
     from tests._servers import Server, free_port
 
@@ -207,5 +207,9 @@ def test_asynctrack_server_on_a_replica_serves_searches(pair, tmp_path):
             got = over_http.search_runs([experiment_id], **search)
             assert _view(got) == _view(on_primary.search_runs([experiment_id], **search)), search
         assert len(over_http.get_metric_history(got[0].info.run_id, "loss")) == 200
+        with pytest.raises(MlflowException) as info:
+            over_http.create_experiment("written-to-a-replica")
+        assert info.value.error_code == "TEMPORARILY_UNAVAILABLE"
+        assert "hot standby (a read-only replica)" in info.value.message
     finally:
         server.stop()
