@@ -116,11 +116,11 @@ def _database(uri: str) -> str:
 
 def _refresh_sessions(admin, database: str) -> None:
     """End every session of ``database`` (but the admin's): a per-database setting applies to
-    sessions started after it, so the writer and the readers reconnect and meet it."""
-    admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-        (database,),
-    )
+    sessions started after it, so the writer and the readers reconnect and meet it. Returns
+    once they are gone (a terminated backend takes a moment to exit)."""
+    others = "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    admin.execute(f"SELECT pg_terminate_backend(pid) {others}", (database,))
+    _until(lambda: admin.execute(f"SELECT count(*) {others}", (database,)).fetchone()[0] == 0, "the sessions to end")
 
 
 # -- the server restarted ---------------------------------------------------------------------
@@ -210,8 +210,9 @@ def test_restarts_under_a_logging_loop_lose_nothing(own_server, monkeypatch):
 # -- a connection killed mid-transaction --------------------------------------------------------
 
 
-def _blocked_backend(admin, database: str) -> int:
-    """The pid of the session of ``database`` that waits for a lock (the writer's)."""
+def _blocked_backend(admin, database: str, killed: set[int]) -> int:
+    """The pid of the session of ``database`` that waits for a lock (the writer's), other than
+    those ``killed`` already (a terminated backend may still be listed while it exits)."""
     found: list[int] = []
 
     def blocked() -> bool:
@@ -221,6 +222,7 @@ def _blocked_backend(admin, database: str) -> int:
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
                 (database,),
             ).fetchall()
+            if pid not in killed
         ]
         return bool(found)
 
@@ -257,15 +259,14 @@ def test_a_writer_killed_mid_transaction_leaves_nothing_half_written(postgres_db
 
         sync = threading.Thread(target=synchronous)
         sync.start()
-        killed = set()
+        killed: set[int] = set()
         for _ in range(2):
-            pid = _blocked_backend(admin, database)
-            assert pid not in killed  # a new connection each time
+            pid = _blocked_backend(admin, database, killed)  # a new connection each time
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             killed.add(pid)
             assert _count(postgres_db) == 100  # nothing of the batch
             assert _count(postgres_db, "SELECT count(*) FROM params") == 0
-        _blocked_backend(admin, database)  # tried a third time, and waiting
+        _blocked_backend(admin, database, killed)  # tried a third time, and waiting
         assert sync.is_alive()  # the synchronous caller waits for its batch, not told an error
     finally:
         locker.rollback()
