@@ -5,7 +5,7 @@ default and MLflow's): runs of consecutive logging records in bulk (``_bulk``: b
 a temporary table, then INSERT ... ON CONFLICT), lifecycle records one by one, each in a
 savepoint of its own (``_lifecycle``). A deadlock or serialization failure rolls the batch back
 and it is run again at once; any other failure of the store (the server down or restarting,
-the connection killed, a read-only or full database, a statement timeout) rolls it back and
+the connection killed, a read-only or full database, a hot standby, a statement timeout) rolls it back and
 surfaces as ``StoreUnavailable``, so the writer keeps the batch and retries it later. The
 connection is then reopened, never reused.
 """
@@ -52,7 +52,8 @@ class PostgresWriter:
         return max(0.1, min(CONNECT_TIMEOUT_S, self.give_up_at - time.monotonic()))
 
     async def open(self) -> None:
-        """Connect, check the database is still MLflow's at our revision, prepare the bulk path."""
+        """Connect, check the database is still MLflow's at our revision and writable (not a
+        hot standby: a lasting outage), prepare the bulk path."""
         import asyncpg  # with the writer's thread (see PostgresStore.prepare_writer)
 
         try:
