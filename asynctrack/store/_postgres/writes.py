@@ -5,9 +5,9 @@ default and MLflow's): runs of consecutive logging records in bulk (``_bulk``: b
 a temporary table, then INSERT ... ON CONFLICT), lifecycle records one by one, each in a
 savepoint of its own (``_lifecycle``). A deadlock or serialization failure rolls the batch back
 and it is run again at once; any other failure of the store (the server down or restarting,
-the connection killed, a read-only or full database, a hot standby, a statement timeout) rolls it back and
-surfaces as ``StoreUnavailable``, so the writer keeps the batch and retries it later. The
-connection is then reopened, never reused.
+the connection killed, a read-only or full database, a hot standby, a statement timeout) rolls
+it back and surfaces as ``StoreUnavailable``, so the writer keeps the batch and retries it
+later. The connection is then reopened, never reused.
 """
 
 from __future__ import annotations
