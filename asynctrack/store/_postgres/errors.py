@@ -59,7 +59,10 @@ def is_store_failure(exc: BaseException) -> bool:
             # the record's fault, the connection is fine (asyncpg's DataError is an
             # InterfaceError).
             return False
-        if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError)):
+        if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, _base.InternalClientError)):
+            # InternalClientError: the protocol's state is lost, as when the server ended an
+            # idle connection ("cannot switch to state 15; another operation (2) is in
+            # progress" at the next BEGIN): the connection is dropped and a new one runs it.
             return True
     state = sqlstate(exc)
     if state is not None:

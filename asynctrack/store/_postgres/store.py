@@ -14,11 +14,17 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...exceptions import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE, MlflowException
+from ...exceptions import (
+    INTERNAL_ERROR,
+    INVALID_PARAMETER_VALUE,
+    INVALID_STATE,
+    TEMPORARILY_UNAVAILABLE,
+    MlflowException,
+)
 from .._sql.store_reads import SqlReads
 from ..base import Store
 from . import search
-from .errors import describe, is_store_failure
+from .errors import READ_ONLY, describe, is_store_failure, sqlstate
 from .schema import ensure_schema
 from .uri import libpq_uri
 from .writes import PostgresWriter
@@ -79,6 +85,13 @@ class PostgresStore(SqlReads, Store):
         except MlflowException:
             raise
         except Exception as exc:
+            if sqlstate(exc) == READ_ONLY:  # an empty database on a replica: retrying won't help
+                raise MlflowException(
+                    f"The PostgreSQL database {self.shown_uri} has no MLflow schema yet and is "
+                    "read-only (a hot standby, or default_transaction_read_only), so asynctrack "
+                    "cannot create it: open it once where it can be written (the primary).",
+                    INVALID_STATE,
+                ) from exc
             raise self._error(exc) from exc
         finally:
             conn.close()

@@ -5,9 +5,9 @@ default and MLflow's): runs of consecutive logging records in bulk (``_bulk``: b
 a temporary table, then INSERT ... ON CONFLICT), lifecycle records one by one, each in a
 savepoint of its own (``_lifecycle``). A deadlock or serialization failure rolls the batch back
 and it is run again at once; any other failure of the store (the server down or restarting,
-the connection killed, a read-only or full database, a statement timeout) rolls it back and
-surfaces as ``StoreUnavailable``, so the writer keeps the batch and retries it later. The
-connection is then reopened, never reused.
+the connection killed, a read-only or full database, a hot standby, a statement timeout) rolls
+it back and surfaces as ``StoreUnavailable``, so the writer keeps the batch and retries it
+later. The connection is then reopened, never reused.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ CONNECT_TIMEOUT_S = 10.0
 # A deadlock or serialization failure is retried this many times before the batch is kept
 # for later (the writer's outage path) instead.
 CONFLICT_RETRIES = 20
+# On connecting: the schema's revision, and whether the server is a hot standby (read-only).
+_OPENING = "SELECT (SELECT version_num FROM alembic_version), pg_is_in_recovery()"
 
 
 class PostgresWriter:
@@ -50,7 +52,8 @@ class PostgresWriter:
         return max(0.1, min(CONNECT_TIMEOUT_S, self.give_up_at - time.monotonic()))
 
     async def open(self) -> None:
-        """Connect, check the database is still MLflow's at our revision, prepare the bulk path."""
+        """Connect, check the database is still MLflow's at our revision and writable (not a
+        hot standby: a lasting outage), prepare the bulk path."""
         import asyncpg  # with the writer's thread (see PostgresStore.prepare_writer)
 
         try:
@@ -58,14 +61,24 @@ class PostgresWriter:
         except Exception as exc:
             raise StoreUnavailable(f"cannot connect to {self._shown}: {describe(exc)}") from exc
         try:
-            revision = await conn.fetchval("SELECT version_num FROM alembic_version")
-            check_revision(revision)
-            await _bulk.prepare_connection(conn)
+            revision, standby = await conn.fetchrow(_OPENING)
+            if not standby:
+                check_revision(revision)
+                await _bulk.prepare_connection(conn)
         except BaseException as exc:
             conn.terminate()
             if isinstance(exc, Exception):
-                raise StoreUnavailable(f"cannot use {self._shown}: {describe(exc)}") from exc
+                # a read-only database refuses the bulk path's temporary table: lasting
+                raise StoreUnavailable(
+                    f"cannot use {self._shown}: {describe(exc)}", lasting=sqlstate(exc) == READ_ONLY
+                ) from exc
             raise
+        if standby:  # a read replica: reads are served there, writes only by its primary
+            conn.terminate()
+            raise StoreUnavailable(
+                f"cannot write {self._shown}: it is a hot standby (a read-only replica); "
+                "log to its primary", lasting=True
+            )
         self._conn = conn
 
     async def close(self) -> None:
