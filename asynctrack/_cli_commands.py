@@ -58,7 +58,6 @@ _UNSUPPORTED_SERVER_FLAGS = {
     "uvicorn_opts": ("--uvicorn-opts", "asynctrack server sets uvicorn's options itself"),
     "dev": ("--dev", "there is no development mode"),
     "registry_store_uri": ("--registry-store-uri", "asynctrack has no model registry"),
-    "read_replica_backend_store_uri": ("--read-replica-backend-store-uri", "a SQLite store has no replicas"),
     "workspace_store_uri": ("--workspace-store-uri", "asynctrack has no workspaces"),
     "enable_workspaces": ("--enable-workspaces", "asynctrack has no workspaces"),
     "artifacts_presigned_only": ("--artifacts-presigned-only", "artifacts are served from a local directory"),
@@ -86,6 +85,10 @@ def _unsupported_option(name: str, flag: bool = False):
 @cli.command()
 @click.option("--backend-store-uri", envvar="MLFLOW_BACKEND_STORE_URI", metavar="URI", default=None,
               help="The store: sqlite:///path.db or postgresql://user@host/db (default: sqlite:///mlflow.db).")
+@click.option("--read-replica-backend-store-uri", envvar="MLFLOW_READ_REPLICA_BACKEND_STORE_URI",
+              metavar="URI", default=None,
+              help="A read replica of a PostgreSQL --backend-store-uri (a streaming standby): "
+                   "searches and metric histories are read there, everything else on the primary.")
 @click.option("--default-artifact-root", envvar="MLFLOW_DEFAULT_ARTIFACT_ROOT", metavar="URI", default=None,
               help="Artifact root of new experiments (default: mlflow-artifacts:/ when serving "
                    "artifacts, else ./mlruns).")
@@ -114,7 +117,6 @@ def _unsupported_option(name: str, flag: bool = False):
 @_unsupported_option("uvicorn_opts")
 @_unsupported_option("dev", flag=True)
 @_unsupported_option("registry_store_uri")
-@_unsupported_option("read_replica_backend_store_uri")
 @_unsupported_option("workspace_store_uri")
 @_unsupported_option("enable_workspaces", flag=True)
 @_unsupported_option("artifacts_presigned_only", flag=True)
@@ -127,6 +129,7 @@ def _unsupported_option(name: str, flag: bool = False):
 @_unsupported_option("trace_archival_config")
 def server(
     backend_store_uri: str | None,
+    read_replica_backend_store_uri: str | None,
     default_artifact_root: str | None,
     serve_artifacts: bool,
     artifacts_only: bool,
@@ -156,6 +159,7 @@ def server(
         users = load_credentials(basic_auth_file)
         config = ServerConfig(
             backend_store_uri=backend_store_uri or "sqlite:///mlflow.db",
+            read_replica_backend_store_uri=read_replica_backend_store_uri or None,
             default_artifact_root=resolve_default_artifact_root(serve_artifacts, default_artifact_root),
             serve_artifacts=serve_artifacts,
             artifacts_destination=local_destination(artifacts_destination),

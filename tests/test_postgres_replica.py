@@ -213,3 +213,88 @@ def test_asynctrack_server_on_a_replica_serves_searches(pair, tmp_path):
         assert "hot standby (a read-only replica)" in info.value.message
     finally:
         server.stop()
+
+
+def _replay(replica: str, on: bool) -> None:
+    """Pause or resume the replica's WAL replay (what lag looks like, for as long as we like)."""
+    with psycopg.connect(with_database(replica, "postgres"), autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_resume()" if on else "SELECT pg_wal_replay_pause()")
+
+
+def test_a_read_replica_answers_searches_and_histories_and_the_primary_the_rest(pair):
+    """MLflow's --read-replica-backend-store-uri, as a store: searches and metric histories are
+    read on the replica, every write and point lookup on the primary. Proven by pausing the
+    replica's replay: a run logged meanwhile is there for get_run at once (create_run reads
+    back what it wrote), but not in a search until the replica catches up."""
+    primary, replica = pair
+    store = store_for_uri(primary, read_replica_uri=replica)
+    assert store.read_replica_uri == replica
+    experiment_id, run_ids = _populate(primary)
+    _caught_up(primary, replica)
+    client = MlflowClient(primary)
+    assert len(client.search_runs([experiment_id])) == 12
+    _replay(replica, on=False)
+    try:
+        late = client.create_run(experiment_id, run_name="late").info.run_id
+        client.log_metric(late, "loss", 0.5, step=0)
+        client.log_metric(run_ids[0], "loss", 9.0, timestamp=9000, step=999)
+        assert client.get_run(late).info.run_name == "late"  # the primary's
+        assert client.get_run(run_ids[0]).data.metrics["loss"] == 9.0
+        assert len(client.search_runs([experiment_id])) == 12  # the replica's, not caught up
+        assert len(client.get_metric_history(run_ids[0], "loss")) == 200
+    finally:
+        _replay(replica, on=True)
+    _caught_up(primary, replica)
+    assert late in {r.info.run_id for r in client.search_runs([experiment_id])}
+    assert len(client.get_metric_history(run_ids[0], "loss")) == 201
+    with pytest.raises(MlflowException, match="without the read replica"):
+        store_for_uri(primary, read_replica_uri=with_database(replica, "postgres"))
+
+
+def test_a_read_replica_is_refused_for_sqlite_and_checked_for_the_schema(pair, tmp_path, monkeypatch):
+    from asynctrack.store._postgres import store as postgres_store
+
+    monkeypatch.setattr(postgres_store, "REPLICA_SCHEMA_WAIT_S", 0.5)  # it never comes here
+    primary, replica = pair
+    with pytest.raises(MlflowException, match="A read replica is for a PostgreSQL store"):
+        store_for_uri(f"sqlite:///{tmp_path}/x.db", read_replica_uri=replica)
+    with pytest.raises(MlflowException) as info:  # not a replica of the primary's database
+        store_for_uri(primary, read_replica_uri=with_database(replica, "postgres"))
+    assert info.value.error_code == "INVALID_STATE" and "has no MLflow schema" in info.value.message
+
+
+def test_asynctrack_server_with_a_read_replica_searches_there(pair, tmp_path):
+    """``asynctrack server --read-replica-backend-store-uri``, as MLflow's: MLflow's own
+    client logs through it to the primary and searches what the replica has replayed."""
+    pytest.importorskip("uvicorn", reason="asynctrack[server] not installed")
+    from tests._servers import Server, free_port
+
+    primary, replica = pair
+    experiment_id, _ = _populate(primary)
+    _caught_up(primary, replica)
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "asynctrack", "server", "--backend-store-uri", primary,
+        "--read-replica-backend-store-uri", replica,
+        "--artifacts-destination", str(tmp_path / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ASYNCTRACK_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    server = Server(argv, f"http://127.0.0.1:{port}", port, tmp_path, primary, tmp_path / "artifacts", env)
+    server.start()
+    try:
+        over_http = MlflowClient(server.url)
+        assert len(over_http.search_runs([experiment_id])) == 12
+        _replay(replica, on=False)
+        try:
+            run = over_http.create_run(experiment_id, run_name="through-the-server")
+            over_http.log_batch(run.info.run_id, [Metric("acc", 1.0, 1, 0)])
+            assert over_http.get_run(run.info.run_id).data.metrics == {"acc": 1.0}
+            assert len(over_http.search_runs([experiment_id])) == 12
+        finally:
+            _replay(replica, on=True)
+        _caught_up(primary, replica)
+        assert len(over_http.search_runs([experiment_id])) == 13
+    finally:
+        server.stop()

@@ -63,7 +63,11 @@ class App:
     def backend(self) -> Backend:
         if self._backend is None:  # in the worker process, on first use
             self._backend = Backend(
-                open_client(self.config.backend_store_uri, self.config.default_artifact_root)
+                open_client(
+                    self.config.backend_store_uri,
+                    self.config.default_artifact_root,
+                    self.config.read_replica_backend_store_uri,
+                )
             )
         return self._backend
 

@@ -19,15 +19,19 @@ from ..entities import Metric, Param, RunTag
 from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
 
 
-def open_client(backend_store_uri: str, default_artifact_root: str) -> MlflowClient:
+def open_client(
+    backend_store_uri: str, default_artifact_root: str, read_replica_uri: str | None = None
+) -> MlflowClient:
     """The client on ``backend_store_uri`` whose store gives new experiments
-    ``default_artifact_root`` (MLflow's server passes it to its store the same way)."""
+    ``default_artifact_root`` (MLflow's server passes it to its store the same way), reading
+    searches and histories from ``read_replica_uri`` where given."""
     from ..store import store_for_uri
 
     root = default_artifact_root
     if "://" not in root and not root.startswith("mlflow-artifacts:"):
         root = _resolve_if_local(root)
-    store_for_uri(backend_store_uri, artifact_root=root)  # the store MlflowClient then shares
+    # the store MlflowClient then shares
+    store_for_uri(backend_store_uri, artifact_root=root, read_replica_uri=read_replica_uri)
     return MlflowClient(backend_store_uri)
 
 

@@ -38,6 +38,7 @@ def local_destination(uri: str) -> str:
     return os.path.abspath(uri)
 
 
+from ..exceptions import MlflowException
 from ..store.base import redacted
 
 
@@ -57,6 +58,11 @@ def serve(config: ServerConfig, host: str, port: int, workers: int) -> None:
             f"--backend-store-uri {redacted(config.backend_store_uri)!r}: asynctrack server stores "
             "to SQLite (sqlite:///path/to/mlflow.db) or PostgreSQL (postgresql://user@host/db)."
         )
+    if config.read_replica_backend_store_uri and scheme == "sqlite":
+        raise ServerUsageError(
+            "--read-replica-backend-store-uri: a SQLite store has no read replicas (PostgreSQL "
+            "stores have: postgresql://user@replica-host/db)."
+        )
     if workers < 1:
         raise ServerUsageError("--workers must be at least 1.")
     if config.serve_artifacts or config.artifacts_only:
@@ -66,7 +72,14 @@ def serve(config: ServerConfig, host: str, port: int, workers: int) -> None:
         # Create (or migrate-check) the store once, here, before the workers race to it.
         from ._backend import open_client
 
-        open_client(config.backend_store_uri, config.default_artifact_root)
+        try:
+            open_client(
+                config.backend_store_uri,
+                config.default_artifact_root,
+                config.read_replica_backend_store_uri,
+            )
+        except MlflowException as exc:  # unreachable, refused revision, not a replica: say so
+            raise ServerUsageError(exc.message) from None
     uvicorn.run(
         "asynctrack.server._app:create_app",
         factory=True,

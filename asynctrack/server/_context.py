@@ -20,6 +20,7 @@ DEFAULT_MAX_ARTIFACT_BYTES = 5 * 1024**3
 @dataclass
 class ServerConfig:
     backend_store_uri: str = "sqlite:///mlflow.db"
+    read_replica_backend_store_uri: str | None = None
     default_artifact_root: str = "mlflow-artifacts:/"
     serve_artifacts: bool = True
     artifacts_destination: str = "./mlartifacts"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +22,12 @@ from ...exceptions import (
     TEMPORARILY_UNAVAILABLE,
     MlflowException,
 )
+from .._schema_rules import check_revision
 from .._sql.store_reads import SqlReads
-from ..base import Store
+from ..base import Store, redacted
 from . import search
 from .errors import READ_ONLY, describe, is_store_failure, sqlstate
-from .schema import ensure_schema
+from .schema import ensure_schema, read_revision
 from .uri import libpq_uri
 from .writes import PostgresWriter
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     import psycopg
 
 CONNECT_TIMEOUT_S = 10
+REPLICA_SCHEMA_WAIT_S = 10  # for a schema the primary has just made to reach its replica
 
 
 def _driver():
@@ -69,12 +72,20 @@ class PostgresStore(SqlReads, Store):
 
     _search = search
 
-    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
+    def __init__(
+        self, uri: str, artifact_root: str | None = None, read_replica_uri: str | None = None
+    ) -> None:
         self.uri = uri
         self.dsn = libpq_uri(uri)
         self.artifact_root = artifact_root or os.path.abspath("mlruns")
         self._local = threading.local()
+        # MLflow's --read-replica-backend-store-uri: searches and histories are read there.
+        self.read_replica_uri = read_replica_uri if read_replica_uri != uri else None
+        self._replica_dsn = libpq_uri(read_replica_uri) if self.read_replica_uri else None
+        self._replica_local = threading.local()
         self._connect_schema()
+        if self._replica_dsn:
+            self._check_replica()
         self._writer = PostgresWriter(self.dsn, self.artifact_root, self.shown_uri)
 
     def _connect_schema(self) -> None:
@@ -96,24 +107,57 @@ class PostgresStore(SqlReads, Store):
         finally:
             conn.close()
 
-    def _connect(self) -> psycopg.Connection:
+    def _check_replica(self) -> None:
+        """The read replica must hold the primary's schema at MLflow 3.18's revision (MLflow
+        verifies its read engine's schema too); it is only read, never created. A schema the
+        primary has just made is given a few seconds to be replayed there."""
+        deadline = time.monotonic() + REPLICA_SCHEMA_WAIT_S
+        conn = self._connect(replica=True)
+        try:
+            while True:
+                with conn.transaction():
+                    made, found = read_revision(conn)
+                if made or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        except MlflowException:
+            raise
+        except Exception as exc:
+            raise self._error(exc, replica=True) from exc
+        finally:
+            conn.close()
+        if not made:
+            raise MlflowException(
+                f"The read replica {redacted(self.read_replica_uri or '')} has no MLflow schema: "
+                f"it must be a replica of {self.shown_uri} (a streaming standby, once caught up).",
+                INVALID_STATE,
+            )
+        check_revision(found)
+
+    def _connect(self, replica: bool = False) -> psycopg.Connection:
         psycopg = _driver()
+        dsn = self._replica_dsn if replica else self.dsn
         kwargs: dict[str, Any] = {"autocommit": True}
-        if "connect_timeout" not in self.dsn and not os.environ.get("PGCONNECT_TIMEOUT"):
+        if "connect_timeout" not in dsn and not os.environ.get("PGCONNECT_TIMEOUT"):
             kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
         try:
-            return psycopg.connect(self.dsn, **kwargs)
+            return psycopg.connect(dsn, **kwargs)
         except psycopg.Error as exc:
             raise MlflowException(
-                f"Cannot connect to the PostgreSQL store {self.shown_uri}: {describe(exc)}",
+                f"Cannot connect to the PostgreSQL store {self._shown(replica)}: {describe(exc)}",
                 TEMPORARILY_UNAVAILABLE,
             ) from exc
 
-    def _error(self, exc: BaseException) -> MlflowException:
+    def _shown(self, replica: bool) -> str:
+        if replica:
+            return f"{self.shown_uri} (its read replica {redacted(self.read_replica_uri or '')})"
+        return self.shown_uri
+
+    def _error(self, exc: BaseException, replica: bool = False) -> MlflowException:
         """A driver error met while reading, as the MlflowException a user can act on."""
         if is_store_failure(exc):
             return MlflowException(
-                f"The PostgreSQL store {self.shown_uri} is unavailable: {describe(exc)}",
+                f"The PostgreSQL store {self._shown(replica)} is unavailable: {describe(exc)}",
                 TEMPORARILY_UNAVAILABLE,
             )
         return MlflowException(f"PostgreSQL error: {describe(exc)}", INTERNAL_ERROR)
@@ -154,41 +198,46 @@ class PostgresStore(SqlReads, Store):
         """The child of a fork opens connections of its own (never the parent's sockets)."""
         self._writer = PostgresWriter(self.dsn, self.artifact_root, self.shown_uri)
         self._local = threading.local()
+        self._replica_local = threading.local()
 
     # -- reads ----------------------------------------------------------------------------------
-    def _conn(self) -> psycopg.Connection:
-        local = self._local
+    def _conn(self, replica: bool = False) -> psycopg.Connection:
+        local = self._replica_local if replica else self._local
         conn = getattr(local, "conn", None)
         pid = os.getpid()
         if conn is None or local.pid != pid or conn.closed:
-            conn = self._connect()
+            conn = self._connect(replica)
             local.conn, local.pid = conn, pid
         return conn
 
-    def _read(self, fn: Callable[..., Any], *args: Any, raw: bool = False) -> Any:
-        """``fn(connection, *args)`` on this thread's connection; a connection the server
-        dropped (a restart, an idle timeout) is replaced once, then the error is the user's."""
+    def _read(self, fn: Callable[..., Any], *args: Any, raw: bool = False, heavy: bool = False) -> Any:
+        """``fn(connection, *args)`` on this thread's connection (to the read replica for a
+        ``heavy`` read, where there is one); a connection the server dropped (a restart, an
+        idle timeout) is replaced once, then the error is the user's."""
         psycopg = _driver()
+        replica = heavy and self._replica_dsn is not None
         for attempt in (0, 1):
-            conn = self._conn()
+            conn = self._conn(replica)
             try:
                 return fn(conn if raw else _Reader(conn), *args)
             except psycopg.Error as exc:
                 if conn.broken or conn.closed:
-                    self._local.conn = None
+                    (self._replica_local if replica else self._local).conn = None
                     if attempt == 0:
                         continue
-                raise self._error(exc) from exc
+                raise self._error(exc, replica) from exc
         raise AssertionError("unreachable")
 
     def _experiment_key(self, experiment_id: str) -> int:
         return _experiment_id(experiment_id)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
+        for local in (self._local, self._replica_local):
+            conn = getattr(local, "conn", None)
+            if conn is not None and local.pid == os.getpid():
+                conn.close()
         self._local = threading.local()
+        self._replica_local = threading.local()
 
 
 _INT4_MAX = 2**31 - 1

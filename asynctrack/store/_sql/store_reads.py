@@ -16,9 +16,11 @@ class SqlReads:
 
     _search: ModuleType  # search_runs(conn, ...), search_experiments(conn, ...)
 
-    def _read(self, fn: Callable[..., Any], *args: Any, raw: bool = False) -> Any:
+    def _read(self, fn: Callable[..., Any], *args: Any, raw: bool = False, heavy: bool = False) -> Any:
         """``fn(connection, *args)``; ``raw``: the driver's connection as it is, not one that
-        takes ``?`` placeholders (``reads.Reader``)."""
+        takes ``?`` placeholders (``reads.Reader``); ``heavy``: a search or a history, which a
+        store with a read replica may answer there (point lookups stay on the primary: every
+        write call reads back what it wrote)."""
         raise NotImplementedError
 
     def _experiment_key(self, experiment_id: str) -> int:
@@ -36,7 +38,7 @@ class SqlReads:
     def get_metric_history(
         self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
     ) -> tuple[list[Metric], str | None]:
-        return self._read(reads.metric_history, run_id, key, max_results, page_token)
+        return self._read(reads.metric_history, run_id, key, max_results, page_token, heavy=True)
 
     def search_runs(
         self,
@@ -56,6 +58,7 @@ class SqlReads:
             order_by,
             page_token,
             raw=True,
+            heavy=True,
         )
 
     def search_experiments(
@@ -74,4 +77,5 @@ class SqlReads:
             order_by,
             page_token,
             raw=True,
+            heavy=True,
         )

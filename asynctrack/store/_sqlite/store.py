@@ -125,7 +125,7 @@ class SqliteStore(SqlReads, Store):
 
     _search = search
 
-    def _read(self, fn, *args, raw: bool = False):  # a sqlite3 connection takes ? as it is
+    def _read(self, fn, *args, raw: bool = False, heavy: bool = False):  # sqlite3 takes ? as it is
         conn = self._conn()
 
         def read():
