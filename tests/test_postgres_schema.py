@@ -111,6 +111,25 @@ def test_opening_mlflows_database_changes_nothing(mlflow_db: str) -> None:
     assert pg_dump(mlflow_db) == before
 
 
+def test_a_database_without_the_default_experiment_gets_it_as_mlflows_store_adds_it(
+    postgres_db: str,
+) -> None:
+    """``mlflow db upgrade`` makes the schema without Default; MLflow's store adds it when it
+    opens the database, and so does asynctrack (once: opening again changes nothing)."""
+    schema.ensure_schema_at(postgres_db)  # the schema alone, as alembic leaves it
+    assert _rows(postgres_db, "SELECT count(*) FROM experiments") == [(0,)]
+    schema.ensure_schema_at(postgres_db, ROOT_DIR)
+    assert _rows(postgres_db, "SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments") == [
+        (0, "Default", f"{ROOT_DIR}/0", "active")
+    ]
+    before = pg_dump(postgres_db)
+    schema.ensure_schema_at(postgres_db, "/elsewhere")
+    assert pg_dump(postgres_db) == before
+    with psycopg.connect(postgres_db, autocommit=True) as conn:  # next id: 1, as MLflow's
+        conn.execute("INSERT INTO experiments (name, lifecycle_stage) VALUES ('x', 'active')")
+    assert _rows(postgres_db, "SELECT max(experiment_id) FROM experiments") == [(1,)]
+
+
 def test_opening_again_changes_nothing(postgres_db: str) -> None:
     schema.ensure_schema_at(postgres_db, ROOT_DIR)
     before = pg_dump(postgres_db)
@@ -213,9 +232,10 @@ def test_a_creator_without_the_lock_wins_and_we_use_its_schema(postgres_db: str)
         assert not thread.is_alive() and errors == []
     finally:
         other.close()
-    # the other's schema, untouched: no Default experiment of ours, one alembic row
+    # the other's schema, untouched (one alembic row); the Default experiment it lacked is
+    # added, as MLflow's store adds it after its alembic chain
     assert _rows(postgres_db, "SELECT version_num FROM alembic_version") == [("f4a9b2c7d1e6",)]
-    assert _rows(postgres_db, "SELECT count(*) FROM experiments") == [(0,)]
+    assert _rows(postgres_db, "SELECT experiment_id, name FROM experiments") == [(0, "Default")]
 
 
 def test_import_asynctrack_needs_no_postgres_driver() -> None:

@@ -107,6 +107,42 @@ def ensure_schema(conn: psycopg.Connection, artifact_root: str | None = None) ->
             with conn.transaction():
                 made, found = read_revision(conn)
     check_revision(found)  # a database refused here is left exactly as it was
+    if artifact_root is not None:
+        _ensure_default_experiment(conn, artifact_root)
+
+
+def _ensure_default_experiment(conn: psycopg.Connection, artifact_root: str) -> None:
+    """MLflow's store adds the Default experiment (id 0) to a database that has none (one
+    ``mlflow db upgrade`` made, or whose Default was removed): so does asynctrack. A read-only
+    database (a hot standby) is left alone: it shows what its primary has."""
+    with conn.transaction():
+        if conn.execute(
+            "SELECT 1 FROM public.experiments WHERE experiment_id = %s", (DEFAULT_EXPERIMENT_ID,)
+        ).fetchone():
+            return
+        read_only = conn.execute(
+            "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"
+        ).fetchone()[0]
+        if read_only:
+            return
+        now = int(time.time() * 1000)
+        conn.execute(
+            _INSERT_DEFAULT + " ON CONFLICT DO NOTHING",
+            (
+                DEFAULT_EXPERIMENT_ID,
+                DEFAULT_EXPERIMENT_NAME,
+                artifact_location(artifact_root, DEFAULT_EXPERIMENT_ID),
+                now,
+                now,
+            ),
+        )
+
+
+_INSERT_DEFAULT = (
+    "INSERT INTO public.experiments (experiment_id, name, artifact_location, "
+    "lifecycle_stage, creation_time, last_update_time, workspace) "
+    "VALUES (%s, %s, %s, 'active', %s, %s, 'default')"
+)
 
 
 def _create(conn: psycopg.Connection, artifact_root: str | None) -> None:
@@ -118,9 +154,7 @@ def _create(conn: psycopg.Connection, artifact_root: str | None) -> None:
     if artifact_root is not None:
         now = int(time.time() * 1000)
         conn.execute(
-            "INSERT INTO public.experiments (experiment_id, name, artifact_location, "
-            "lifecycle_stage, creation_time, last_update_time, workspace) "
-            "VALUES (%s, %s, %s, 'active', %s, %s, 'default')",
+            _INSERT_DEFAULT,
             (
                 DEFAULT_EXPERIMENT_ID,
                 DEFAULT_EXPERIMENT_NAME,
