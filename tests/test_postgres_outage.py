@@ -24,6 +24,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -446,3 +447,36 @@ def test_a_writer_connection_killed_while_idle_loses_nothing(postgres_db, postgr
     assert not writer._errors
     assert _count(postgres_db) == 1000
     assert _count(postgres_db, "SELECT count(*) FROM params") == 5
+
+
+@pytest.mark.asyncio
+async def test_a_connection_lost_in_commit_may_have_stored_the_batch(postgres_db, tmp_path, monkeypatch):
+    """The connection dies while COMMIT is on its way: the server may have committed, so the
+    caller must not be told that nothing was stored; the batch, rerun, is stored once."""
+    from asyncpg.transaction import Transaction
+
+    from asynctrack import events as ev
+    from asynctrack.store._postgres import PostgresStore
+    from asynctrack.store.base import StoreUnavailable
+    from tests._store_fixtures import rec
+
+    store = PostgresStore(postgres_db, str(tmp_path))
+    try:
+        run_id = uuid.uuid4().hex
+        assert await store.apply([rec(ev.CREATE_RUN, run_id, "0", "me", 1, [], "r")]) == [None]
+        commit = Transaction.commit
+
+        async def lost(self):
+            self._connection.terminate()
+            await commit(self)
+
+        monkeypatch.setattr(Transaction, "commit", lost)
+        with pytest.raises(StoreUnavailable) as info:
+            await store.apply([rec(ev.METRIC, run_id, "m", 1.0, 5, 0)])
+        assert info.value.maybe_stored
+        monkeypatch.setattr(Transaction, "commit", commit)
+        assert await store.apply([rec(ev.METRIC, run_id, "m", 1.0, 5, 0)]) == [None]
+        assert len(store.get_metric_history(run_id, "m")[0]) == 1
+    finally:
+        await store.close_writer()
+        store.close()

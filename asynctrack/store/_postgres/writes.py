@@ -93,17 +93,27 @@ class PostgresWriter:
         self, records: Sequence[tuple], on_commit: Callable[[list[Any]], None] | None = None
     ) -> list[Any]:
         """Apply ``records`` in one transaction; one outcome (result or MlflowException) each.
-        Raises ``StoreUnavailable`` when the store cannot take the batch; nothing of it is then
-        stored."""
+        Raises ``StoreUnavailable`` when the store cannot take the batch: nothing of it is
+        stored, unless the connection was lost during COMMIT (``maybe_stored``: the server may
+        have committed it; a rerun stores nothing twice)."""
         conflicts = 0
         while True:
             if self._conn is None or self._conn.is_closed():
                 await self.open()
             conn = self._conn
             assert conn is not None
+            committing = False
             try:
-                async with conn.transaction():
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
                     outcomes = await self._apply_all(conn, records)
+                except BaseException:
+                    if not conn.is_closed():
+                        await transaction.rollback()
+                    raise
+                committing = True
+                await transaction.commit()
             except Exception as exc:
                 state = sqlstate(exc)
                 if state in RETRY_AT_ONCE and conflicts < CONFLICT_RETRIES:
@@ -114,7 +124,9 @@ class PostgresWriter:
                     raise
                 await self._drop()
                 raise StoreUnavailable(
-                    f"cannot write {self._shown}: {describe(exc)}", lasting=state == READ_ONLY
+                    f"cannot write {self._shown}: {describe(exc)}",
+                    lasting=state == READ_ONLY,
+                    maybe_stored=committing and state is None,  # no answer to the COMMIT
                 ) from exc
             if on_commit is not None:
                 on_commit(outcomes)
