@@ -181,25 +181,31 @@ help), and not psycopg's error."""
     assert "has no MLflow schema yet and is read-only (a hot standby" in info.value.message
 
 
-def test_asynctrack_server_on_a_replica_serves_searches(pair, tmp_path):
-    """``asynctrack server --backend-store-uri <replica>`` starts (it writes nothing at start),
-    answers searches over HTTP with what the primary stored, and refuses a write clearly."""
+def _started_server(tmp_path: Path, backend: str, *options: str):
+    """``asynctrack server --backend-store-uri backend *options``, started (stop it)."""
     pytest.importorskip("uvicorn", reason="asynctrack[server] not installed")
     from tests._servers import Server, free_port
 
-    primary, replica = pair
-    experiment_id, _ = _populate(primary)
-    _caught_up(primary, replica)
     port = free_port()
     argv = [
-        sys.executable, "-m", "asynctrack", "server", "--backend-store-uri", replica,
+        sys.executable, "-m", "asynctrack", "server", "--backend-store-uri", backend, *options,
         "--artifacts-destination", str(tmp_path / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ASYNCTRACK_"))}
     env["PYTHONPATH"] = str(ROOT)
-    server = Server(argv, f"http://127.0.0.1:{port}", port, tmp_path, replica, tmp_path / "artifacts", env)
+    server = Server(argv, f"http://127.0.0.1:{port}", port, tmp_path, backend, tmp_path / "artifacts", env)
     server.start()
+    return server
+
+
+def test_asynctrack_server_on_a_replica_serves_searches(pair, tmp_path):
+    """``asynctrack server --backend-store-uri <replica>`` starts (it writes nothing at start),
+    answers searches over HTTP with what the primary stored, and refuses a write clearly."""
+    primary, replica = pair
+    experiment_id, _ = _populate(primary)
+    _caught_up(primary, replica)
+    server = _started_server(tmp_path, replica)
     try:
         over_http = MlflowClient(server.url)
         on_primary = MlflowClient(primary)
@@ -266,23 +272,10 @@ def test_a_read_replica_is_refused_for_sqlite_and_checked_for_the_schema(pair, t
 def test_asynctrack_server_with_a_read_replica_searches_there(pair, tmp_path):
     """``asynctrack server --read-replica-backend-store-uri``, as MLflow's: MLflow's own
     client logs through it to the primary and searches what the replica has replayed."""
-    pytest.importorskip("uvicorn", reason="asynctrack[server] not installed")
-    from tests._servers import Server, free_port
-
     primary, replica = pair
     experiment_id, _ = _populate(primary)
     _caught_up(primary, replica)
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "asynctrack", "server", "--backend-store-uri", primary,
-        "--read-replica-backend-store-uri", replica,
-        "--artifacts-destination", str(tmp_path / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ASYNCTRACK_"))}
-    env["PYTHONPATH"] = str(ROOT)
-    server = Server(argv, f"http://127.0.0.1:{port}", port, tmp_path, primary, tmp_path / "artifacts", env)
-    server.start()
+    server = _started_server(tmp_path, primary, "--read-replica-backend-store-uri", replica)
     try:
         over_http = MlflowClient(server.url)
         assert len(over_http.search_runs([experiment_id])) == 12
