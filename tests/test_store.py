@@ -58,6 +58,23 @@ def test_reopening_keeps_data_and_does_not_recreate(tmp_path):
     assert rows(b, "SELECT count(*) FROM experiments") == [(1,)]
 
 
+def test_a_file_without_the_default_experiment_gets_it_as_mlflows_store_adds_it(tmp_path):
+    """``mlflow db upgrade`` makes the schema without Default; MLflow's store adds it when it
+    opens the file, and so does asynctrack."""
+    uri = f"sqlite:///{tmp_path}/x.db"
+    SqliteStore(uri, artifact_root="/first").close()
+    con = sqlite3.connect(tmp_path / "x.db")
+    con.execute("DELETE FROM experiments")
+    con.commit()
+    con.close()
+    store = SqliteStore(uri, artifact_root="/second")
+    try:
+        e = store.get_experiment("0")
+        assert (e.name, e.artifact_location, e.lifecycle_stage) == ("Default", "/second/0", "active")
+    finally:
+        store.close()
+
+
 def test_other_revision_is_refused_with_what_to_do(tmp_path):
     uri = f"sqlite:///{tmp_path}/old.db"
     SqliteStore(uri)

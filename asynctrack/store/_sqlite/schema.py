@@ -71,8 +71,33 @@ def ensure_schema(path: str, artifact_root: str) -> None:
         mode = retry_sync(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
         if str(mode).lower() != "wal":
             raise MlflowException(f"Could not put {path} in WAL journal mode (got {mode!r}).")
+        # MLflow's store adds Default to a database that has none (`mlflow db upgrade` makes
+        # none): so does asynctrack.
+        if not retry_sync(lambda: conn.execute(_HAS_DEFAULT, (DEFAULT_EXPERIMENT_ID,)).fetchone()):
+            retry_sync(lambda: _insert_default_experiment(conn, artifact_root, "INSERT OR IGNORE"))
     finally:
         conn.close()
+
+
+_HAS_DEFAULT = "SELECT 1 FROM experiments WHERE experiment_id = ?"
+
+
+def _insert_default_experiment(
+    conn: sqlite3.Connection, artifact_root: str, insert: str = "INSERT"
+) -> None:
+    now = int(time.time() * 1000)
+    conn.execute(
+        f"{insert} INTO experiments (experiment_id, name, artifact_location, lifecycle_stage,"
+        " creation_time, last_update_time, workspace) VALUES (?, ?, ?, 'active', ?, ?, "
+        "'default')",
+        (
+            DEFAULT_EXPERIMENT_ID,
+            DEFAULT_EXPERIMENT_NAME,
+            artifact_location(artifact_root, DEFAULT_EXPERIMENT_ID),
+            now,
+            now,
+        ),
+    )
 
 
 def _create(conn: sqlite3.Connection, artifact_root: str) -> None:
@@ -92,19 +117,7 @@ def _create(conn: sqlite3.Connection, artifact_root: str) -> None:
                 conn.execute(statement)
             conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (SCHEMA_REVISION,))
             conn.execute("INSERT INTO workspaces (name, description) VALUES (?, ?)", DEFAULT_WORKSPACE)
-            now = int(time.time() * 1000)
-            conn.execute(
-                "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage,"
-                " creation_time, last_update_time, workspace) VALUES (?, ?, ?, 'active', ?, ?, "
-                "'default')",
-                (
-                    DEFAULT_EXPERIMENT_ID,
-                    DEFAULT_EXPERIMENT_NAME,
-                    artifact_location(artifact_root, DEFAULT_EXPERIMENT_ID),
-                    now,
-                    now,
-                ),
-            )
+            _insert_default_experiment(conn, artifact_root)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:  # SQLite has already rolled back after SQLITE_FULL or IOERR
