@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "workers"))
 import spawn_sweep  # noqa: E402
 import threaded_children  # noqa: E402
 
-from tests._store_fixtures import fetch_all  # noqa: E402
+from tests._store_fixtures import fetch_all, tracking_uri_of_kind  # noqa: E402
 
 
 def rows(db, sql, *args):
@@ -254,3 +254,35 @@ def test_forking_while_the_writer_is_busy_never_hangs_the_child(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert rows(tmp_path / "mlflow.db", "SELECT count(*) FROM metrics WHERE key = 'c'") == [(25,)]
+
+
+FORK_CHILD_COLLECTS = textwrap.dedent("""
+    import faulthandler, gc, os, warnings
+    warnings.simplefilter("ignore", DeprecationWarning)  # 3.12: fork() of a threaded process
+    faulthandler.dump_traceback_later(30, exit=True)  # a hang fails the test, with stacks
+    import asynctrack as mlflow
+    with mlflow.start_run() as run:
+        mlflow.log_metric("a", 1.0)  # the writer, its loop and its connection are running
+        mlflow.search_runs(["0"])  # and this thread's read connection is open
+        pid = os.fork()
+        if pid == 0:
+            gc.collect()  # the child frees its copies of the parent's loop and connections
+            os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+        mlflow.log_metric("b", 2.0)
+        for i in range(100):
+            mlflow.log_metric("c", float(i), step=i, synchronous=False)
+    print(len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "c")), len(mlflow.search_runs(["0"])))
+""")
+
+
+def test_a_fork_child_freeing_its_copy_of_the_writer_leaves_the_parents_working(store_kind, tmp_path, request):
+    """The child's copy of the writer's event loop shared the parent's epoll instance: freeing
+    it (its gc) removed the parent's sockets and wake-up from it, and the parent's next
+    synchronous call on PostgreSQL waited forever (a fork pool hung so in CI)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_TRACKING_URI"] = tracking_uri_of_kind(store_kind, tmp_path, request)
+    out = subprocess.run([sys.executable, "-c", FORK_CHILD_COLLECTS], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["100", "1"]

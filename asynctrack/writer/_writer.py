@@ -507,12 +507,39 @@ class Writer:
         spool_now(self.store, taken + queued, "the store did not answer at exit")
 
     def _after_fork_in_child(self) -> None:
+        if self._loop is not None:
+            _own_selector(self._loop)
         self._reset()
         reset = getattr(self.store, "reset_after_fork", None)
         if reset is not None:
             reset()
 
 
+
+
+def _own_selector(loop: asyncio.AbstractEventLoop) -> None:
+    """In the child of a fork: give the parent's loop object a fresh epoll of its own.
+
+    The child's copy of the loop holds the same epoll instance as the parent's (a file both
+    processes share). When the child drops that copy, closing it, or a connection's transport
+    on it, removes descriptors from the shared instance: the parent's writer then never hears
+    its socket's answer, nor its own wake-up (a PostgreSQL writer hung so, in the parent of a
+    fork pool). Pointing the child's descriptor at a new epoll first keeps all that cleanup in
+    the child. (kqueue is not inherited by a fork; poll and select keep no kernel state.)"""
+    import select
+    import selectors
+
+    selector = getattr(loop, "_selector", None)
+    if not isinstance(selector, selectors.EpollSelector):
+        return
+    try:
+        fresh = select.epoll()
+        try:
+            os.dup2(fresh.fileno(), selector.fileno())
+        finally:
+            fresh.close()
+    except (OSError, ValueError):  # a closed loop has no descriptor left to share
+        pass
 
 
 def _import_event_loop() -> None:
