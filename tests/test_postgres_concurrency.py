@@ -36,8 +36,8 @@ def pool(postgres_server: str) -> Iterator[Any]:  # noqa: F811
     try:
         yield p
     finally:
-        p.close()
-        p.join()
+        p.terminate()  # every task flushed its writes; the workers' exit would only wait on
+        p.join()  # connections to databases dropped already
 
 
 def run_all(pool: Any, fn: Any, tasks: list) -> list:
@@ -124,56 +124,73 @@ def test_64_processes_create_runs_at_once(pool, postgres_db):  # noqa: F811
 
 # -- latest_metrics: no lost update ----------------------------------------------------------
 MODES = ("async", "sync", "batch_async", "batch_sync")
-STEPS = 25
+KEYS = tuple(f"k{n:02}" for n in range(16))  # each key one more race for the last word
+STEPS = 8
 BASE_TS = 1_700_000_000_000
+VALUES = (-2.5, -1.0, 0.0, 0.5, 1.0, 3.25)
 
 
-def _points_of(worker: int) -> list[tuple[str, list[workers.Point]]]:
-    """One worker's points for keys ``loss`` and ``acc``: every step, a few points with close
-    timestamps and values from a small set (so that workers tie on step, and on timestamp, and
-    log the very same points), logged in rising order, in groups each logged its own way."""
+def _points_of(worker: int, shared: bool) -> list[tuple[str, list[workers.Point]]]:
+    """One worker's points for every key of KEYS: every step, two points with close
+    timestamps (workers tie on step, and on timestamp), logged in rising order (a worker's
+    last word on a key is its best), in groups each logged its own way. ``shared``: values
+    from one small set, so that workers also log the very same points; else values of this
+    worker's own (no point is another's, and most blocks take the COPY path)."""
     rng = random.Random(worker)
     points: set[workers.Point] = set()
     for step in range(STEPS):
-        for key in ("loss", "acc"):
-            for _ in range(3):
-                points.add((key, rng.choice((-2.5, -1.0, 0.0, 0.5, 1.0, 3.25)), BASE_TS + rng.randrange(4), step))
+        for key in KEYS:
+            for _ in range(2):
+                value = rng.choice(VALUES) + (0 if shared else worker / 1024)
+                points.add((key, value, BASE_TS + rng.randrange(4), step))
     ordered = sorted(points, key=lambda p: (p[3], p[2], p[1], p[0]))
     groups, i = [], 0
     while i < len(ordered):
-        size = rng.randint(1, 12)
-        groups.append((MODES[len(groups) % len(MODES)], ordered[i : i + size]))
+        how = MODES[len(groups) % len(MODES)]
+        size = rng.randint(16, 64) if how == "async" else rng.randint(1, 8)  # async: the bulk path
+        groups.append((how, ordered[i : i + size]))
         i += size
     return groups
 
 
-def test_no_latest_metrics_update_is_lost(pool, postgres_db):  # noqa: F811
+def _race_for_latest(pool: Any, uri: str, shared: bool) -> None:
+    """LATEST_PROCESSES workers log their points to one new run at once; then latest_metrics
+    holds each key's best point by MLflow's order, and metrics each distinct point once."""
     from asynctrack import MlflowClient
 
-    client = MlflowClient(postgres_db)
+    client = MlflowClient(uri)
     run_id = client.create_run("0").info.run_id
-    plans = [_points_of(w) for w in range(LATEST_PROCESSES)]
-    tasks = [(postgres_db, run_id, LATEST_PROCESSES, plan) for plan in plans]
+    plans = [_points_of(w, shared) for w in range(LATEST_PROCESSES)]
+    tasks = [(uri, run_id, LATEST_PROCESSES, plan) for plan in plans]
     results = run_all(pool, workers.log_points, tasks)
 
     assert len({pid for pid, _ in results}) == LATEST_PROCESSES
     assert [errors for _, errors in results] == [[]] * LATEST_PROCESSES
     every = {p for plan in plans for _, points in plan for p in points}
-    for key in ("loss", "acc"):
-        mine = [(v, ts, step) for k, v, ts, step in every if k == key]
-        best = max(mine, key=mlflow_order)
-        assert sql(
-            postgres_db,
-            'SELECT value, "timestamp", step, is_nan FROM latest_metrics WHERE run_uuid = %s AND key = %s',
-            run_id,
-            key,
-        ) == [(*best, False)]
-        # the duplicate rule across processes: each distinct point stored once
-        assert sql(postgres_db, "SELECT count(*) FROM metrics WHERE run_uuid = %s AND key = %s", run_id, key) == [
-            (len(mine),)
-        ]
-        assert client.get_run(run_id).data.metrics[key] == best[0]
-        assert len(client.get_metric_history(run_id, key)) == len(mine)
+    best: dict[str, tuple] = {}
+    for key, value, ts, step in every:
+        if key not in best or mlflow_order((value, ts, step)) > mlflow_order(best[key]):
+            best[key] = (value, ts, step)
+    assert sorted(
+        sql(uri, 'SELECT key, value, "timestamp", step, is_nan FROM latest_metrics WHERE run_uuid = %s', run_id)
+    ) == sorted((key, *point, False) for key, point in best.items())
+    per_key = collections.Counter(key for key, *_ in every)
+    assert sorted(sql(uri, "SELECT key, count(*) FROM metrics WHERE run_uuid = %s GROUP BY 1", run_id)) == sorted(
+        per_key.items()
+    )
+    assert client.get_run(run_id).data.metrics == {key: point[0] for key, point in best.items()}
+    assert len(client.get_metric_history(run_id, KEYS[0])) == per_key[KEYS[0]]
+
+
+def test_no_latest_metrics_update_is_lost(pool, postgres_db):  # noqa: F811
+    _race_for_latest(pool, postgres_db, shared=False)
+
+
+def test_the_same_points_from_many_processes_are_stored_once(pool, postgres_db):  # noqa: F811
+    """Workers logging the very same points wait on each other's uncommitted rows of metrics
+    and latest_metrics (PostgreSQL detects deadlocks among them): each is stored once, and
+    latest_metrics is still the best."""
+    _race_for_latest(pool, postgres_db, shared=True)
 
 
 # -- mixed writes: no deadlock reaches a user ------------------------------------------------
