@@ -41,6 +41,12 @@ def _release(parties: int) -> None:
     _barriers[parties].wait(timeout=RELEASE_TIMEOUT_S)
 
 
+def ready(parties: int) -> int:
+    """Returns once ``parties`` workers have started (asynctrack imported): this one's pid."""
+    _release(parties)
+    return os.getpid()
+
+
 def _errors_since(start: int) -> list[str]:
     import asynctrack
 

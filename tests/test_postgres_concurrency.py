@@ -34,6 +34,8 @@ def pool(postgres_server: str) -> Iterator[Any]:  # noqa: F811
     barriers = {n: ctx.Barrier(n) for n in PARTIES}
     p = ctx.Pool(PROCESSES, initializer=workers.init, initargs=(barriers,))
     try:
+        # every worker started before the first race (its start-up is not the race's time)
+        assert len(set(run_all(p, workers.ready, [PROCESSES] * PROCESSES))) == PROCESSES
         yield p
     finally:
         p.terminate()  # every task flushed its writes; the workers' exit would only wait on
