@@ -112,8 +112,6 @@ _SET_RUN_NAMES = (
 )
 
 _RUN_ID = operator.itemgetter(2)
-_RUN_KEY = operator.itemgetter(0, 1)
-_LAST = operator.itemgetter(-1)
 _RACE_ATTEMPTS = 100  # each retry knows one more conflicting param: far more than ever needed
 
 
@@ -329,14 +327,20 @@ async def _copy_plain(conn, fields: tuple) -> None:
 
 
 async def _copy_points(conn, points: list[tuple]) -> None:
-    """``_apply``'s points (key, value, timestamp, step, is_nan, run_uuid, ord) stored straight
-    into metrics; latest_metrics: each (run, key)'s highest point in MLflow's order, the first
-    logged among equals, ranked by one C-level sort as in rules.latest_of_block (a falling
-    ordinal last, so that the first logged of equal points sorts last, where the dict keeps
-    it)."""
+    """``_apply``'s points (key, value, timestamp, step, is_nan, run_uuid, ord), in logging
+    order, stored straight into metrics; latest_metrics: each (run, key)'s highest point in
+    MLflow's order, the first logged among equals (as rules.latest_in_order)."""
     key, value, ts, step, is_nan, run, order = zip(*points)
-    ranked = sorted(zip(run, key, step, ts, value, map(operator.neg, order), points))
-    best = list(dict(zip(map(_RUN_KEY, ranked), map(_LAST, ranked))).values())  # in (run, key) order
+    if len(pairs := set(zip(run, key))) == 1:  # one C-level pass; a falling ordinal breaks ties
+        best = [max(zip(step, ts, value, map(operator.neg, order), points))[-1]]
+    else:
+        top: dict[tuple[str, str], tuple] = {}
+        get = top.get
+        for pair, rank, point in zip(zip(run, key), zip(step, ts, value), points):
+            held = get(pair)
+            if held is None or rank > held[0]:
+                top[pair] = (rank, point)
+        best = [top[p][1] for p in sorted(pairs)]  # in (run, key) order: see _MOVE_WITH_LATEST
     await _store_straight(conn, (key, value, ts, step, is_nan, run), tuple(map(list, zip(*best)))[:6])
 
 
