@@ -101,8 +101,62 @@ def child_floor(uri: str, points: int, index: int) -> None:
     print(RESULT + json.dumps({"run_id": run_id, "t0": t0, "t1": t1}), flush=True)
 
 
+def child_single_floor(uri: str, what: str, n: int) -> None:
+    """The floor of the log_batch and latency rows: the same points by raw asyncpg on one open
+    connection, one transaction a call as the writer's (a COPY of the call's rows into metrics,
+    or one INSERT for a single point, plus the cheapest latest upsert), with no checks."""
+    import asyncpg
+
+    import asynctrack
+
+    client = asynctrack.MlflowClient(uri)
+    exp = client.create_experiment(f"bench-{uuid.uuid4().hex[:8]}")
+    run_id = client.create_run(exp).info.run_id
+    client.flush()
+    latest = ("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+              "VALUES ($1, $2, $3, $4, false, $5) ON CONFLICT (key, run_uuid) DO UPDATE SET "
+              "value = EXCLUDED.value, timestamp = EXCLUDED.timestamp, step = EXCLUDED.step")
+    columns = ["key", "value", "timestamp", "step", "is_nan", "run_uuid"]
+    out: dict = {}
+
+    async def go() -> None:
+        conn = await asyncpg.connect(uri)
+        ts = int(time.time() * 1000)
+        async with conn.transaction():  # untimed, as child_single's first calls
+            await conn.copy_records_to_table(
+                "metrics", records=[("warmup", 0.5, ts, -1, False, run_id)], columns=columns)
+            await conn.execute(latest, "warmup", 0.5, ts, -1, run_id)
+        if what == "batch":
+            t = time.perf_counter()
+            for b in range(n):
+                rows = [("loss", i * 0.5, ts, b * 1000 + i, False, run_id) for i in range(1000)]
+                async with conn.transaction():
+                    await conn.copy_records_to_table("metrics", records=rows, columns=columns)
+                    await conn.execute(latest, "loss", rows[-1][1], ts, rows[-1][3], run_id)
+            out["points_per_s"] = n * 1000 / (time.perf_counter() - t)
+        else:
+            insert = ("INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) "
+                      "VALUES ($1, $2, $3, $4, false, $5)")
+            samples = []
+            for i in range(n):
+                t = time.perf_counter_ns()
+                async with conn.transaction():
+                    await conn.execute(insert, "loss", i * 0.5, ts, i, run_id)
+                    await conn.execute(latest, "loss", i * 0.5, ts, i, run_id)
+                samples.append(time.perf_counter_ns() - t)
+            samples.sort()
+            out["p50_ms"] = samples[len(samples) // 2] / 1e6
+            out["p99_ms"] = samples[int(len(samples) * 0.99)] / 1e6
+        await conn.close()
+
+    asyncio.run(go())
+    print(RESULT + json.dumps(out), flush=True)
+
+
 def child_single(impl: str, uri: str, what: str, n: int) -> None:
     """log_batch throughput and synchronous log_metric latency in one process."""
+    if impl == "floor":
+        return child_single_floor(uri, what, n)
     if impl == "mlflow":
         import mlflow as lib
         from mlflow.entities import Metric
@@ -114,8 +168,12 @@ def child_single(impl: str, uri: str, what: str, n: int) -> None:
     exp = client.create_experiment(f"bench-{uuid.uuid4().hex[:8]}")
     run_id = client.create_run(exp).info.run_id
     out: dict = {}
+    # One untimed call of each kind first, for every side alike: connections, prepared
+    # statements and SQLAlchemy's compiled statements are made there, not in the timed calls.
+    ts = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric("warmup", i * 0.5, ts, i) for i in range(1000)], synchronous=True)
+    client.log_metric(run_id, "warmup", 0.5, step=-1, synchronous=True)
     if what == "batch":  # n batches of 1000 metrics (MLflow's limit a call)
-        ts = int(time.time() * 1000)
         t = time.perf_counter()
         for b in range(n):
             client.log_batch(run_id, metrics=[Metric("loss", i * 0.5, ts, b * 1000 + i) for i in range(1000)],
@@ -255,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--procs", type=int, default=16)
     p.add_argument("--points", type=int, default=100_000)
     p.add_argument("--mlflow-points", type=int, default=2_000, help="per MLflow process (scaled)")
+    p.add_argument("--only", default="async,batch,sync,search,server",
+                   help="comma-separated rows to measure (default: all): async, batch, sync, search, server")
     args = p.parse_args(argv)
     if args.quick:
         args.procs, args.points, args.mlflow_points = 4, 20_000, 500
@@ -277,36 +337,39 @@ def main(argv: list[str] | None = None) -> int:
             ensure_schema_at(uri)
             return uri
 
-        # async log_metric throughput, procs x points
-        a = parallel_log(me, "log", "asynctrack", db(), args.procs, args.points)
-        f = parallel_log(me, "floor", "asynctrack", db(), args.procs, args.points)
-        m = parallel_log(mlflow_py, "log", "mlflow", db(), args.procs, args.mlflow_points) if mlflow_py else float("nan")
-        rows.append((f"async log_metric, {args.procs} procs x {args.points:,} (MLflow x {args.mlflow_points:,})",
-                     "points/s", a, f, m))
-        # log_batch, one process
-        nb = 20 if args.quick else 100
-        a = one(me, "single", "asynctrack", db(), "batch", nb)["points_per_s"]
-        m = one(mlflow_py, "single", "mlflow", db(), "batch", max(2, nb // 10))["points_per_s"] if mlflow_py else float("nan")
-        rows.append((f"log_batch of 1000 metrics, 1 proc", "points/s", a, float("nan"), m))
-        # synchronous log_metric latency
-        k = 200 if args.quick else 1000
-        a = one(me, "single", "asynctrack", db(), "sync", k)["p50_ms"]
-        m = one(mlflow_py, "single", "mlflow", db(), "sync", k // 4)["p50_ms"] if mlflow_py else float("nan")
-        rows.append(("synchronous log_metric p50", "ms", a, float("nan"), m))
-        # search
-        uri = db()
-        exp = seed_search(uri, 200 if args.quick else 2000)
-        fa = one(me, "search", "asynctrack", uri, exp, 5)
-        ff_ms, ff_ids = floor_search(uri, exp, 5)
-        fm = one(mlflow_py, "search", "mlflow", uri, exp, 3) if mlflow_py else {"ms": float("nan"), "ids": fa["ids"]}
-        same = "same ids" if fa["ids"] == ff_ids == fm["ids"] else "IDS DIFFER"
-        rows.append((f"search_runs filter+order ({same})", "ms", fa["ms"], ff_ms, fm["ms"]))
+        only = set(args.only.split(","))
+        if "async" in only:  # async log_metric throughput, procs x points
+            a = parallel_log(me, "log", "asynctrack", db(), args.procs, args.points)
+            f = parallel_log(me, "floor", "asynctrack", db(), args.procs, args.points)
+            m = parallel_log(mlflow_py, "log", "mlflow", db(), args.procs, args.mlflow_points) if mlflow_py else float("nan")
+            rows.append((f"async log_metric, {args.procs} procs x {args.points:,} (MLflow x {args.mlflow_points:,})",
+                         "points/s", a, f, m))
+        if "batch" in only:  # log_batch, one process, synchronous calls
+            nb = 20 if args.quick else 100
+            a = one(me, "single", "asynctrack", db(), "batch", nb)["points_per_s"]
+            f = one(me, "single", "floor", db(), "batch", nb)["points_per_s"]
+            m = one(mlflow_py, "single", "mlflow", db(), "batch", max(5, nb // 10))["points_per_s"] if mlflow_py else float("nan")
+            rows.append(("log_batch of 1000 metrics, 1 proc", "points/s", a, f, m))
+        if "sync" in only:  # synchronous log_metric latency
+            k = 200 if args.quick else 1000
+            a = one(me, "single", "asynctrack", db(), "sync", k)["p50_ms"]
+            f = one(me, "single", "floor", db(), "sync", k)["p50_ms"]
+            m = one(mlflow_py, "single", "mlflow", db(), "sync", k // 4)["p50_ms"] if mlflow_py else float("nan")
+            rows.append(("synchronous log_metric p50", "ms", a, f, m))
+        if "search" in only:
+            uri = db()
+            exp = seed_search(uri, 200 if args.quick else 2000)
+            fa = one(me, "search", "asynctrack", uri, exp, 5)
+            ff_ms, ff_ids = floor_search(uri, exp, 5)
+            fm = one(mlflow_py, "search", "mlflow", uri, exp, 3) if mlflow_py else {"ms": float("nan"), "ids": fa["ids"]}
+            same = "same ids" if fa["ids"] == ff_ids == fm["ids"] else "IDS DIFFER"
+            rows.append((f"search_runs filter+order ({same})", "ms", fa["ms"], ff_ms, fm["ms"]))
 
         # asynctrack server on PostgreSQL: --workers 4 vs --workers 1, 20 virtual users
         import tempfile
 
         secs = 5.0 if args.quick else 10.0
-        for w in (1, 4):
+        for w in (1, 4) if "server" in only else ():
             with tempfile.TemporaryDirectory() as tmp:
                 r = server_load(db(), w, 20, secs, tmp)
             print(f"asynctrack server --workers {w} on PostgreSQL, 20 VUs LogMetricBatch500 for {secs:.0f} s: "

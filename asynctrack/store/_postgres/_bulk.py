@@ -2,11 +2,16 @@
 the counterpart of ``_sqlite/_bulk.py``, with the same rules (``_sql.batch``, ``_sql.rules``)
 and the same outcomes.
 
-Metric points go by binary COPY into a temporary table, then one statement moves them into
-``metrics`` (``ON CONFLICT DO NOTHING``: MLflow's primary key is its duplicate rule) and
-upserts ``latest_metrics`` with each (run, key)'s best point of the batch, replacing a stored
-row only with a higher one: in READ COMMITTED the upsert re-checks against the latest
-committed row, so processes logging to one run and key at once lose no update. Params are
+Metric points go by binary COPY straight into ``metrics``, then ``latest_metrics`` is upserted
+with each (run, key)'s best point of the batch, replacing a stored row only with a higher one:
+in READ COMMITTED the upsert re-checks against the latest committed row, so processes logging
+to one run and key at once lose no update. A point stored already (a replay) or twice in the
+batch fails that COPY (MLflow's primary key is its duplicate rule); the records are then
+written again the slower way, which applies the rule in SQL: binary COPY into a temporary
+table, then one statement moving them into ``metrics`` with ``ON CONFLICT DO NOTHING`` and
+upserting ``latest_metrics``. (``INSERT ... ON CONFLICT`` costs about twice what COPY does per
+row, and the temporary table's way three more round trips, so the usual batch, with no
+duplicate, goes straight.) Params are
 inserted first-value-wins and a value lost to a concurrent writer is detected, never silent;
 tags are upserted. Everything a run of records writes is in one savepoint: should PostgreSQL
 refuse any of it, the records are applied one at a time, each in its own, so a bad record
@@ -27,7 +32,7 @@ from ... import events as ev
 from ...exceptions import INTERNAL_ERROR, MlflowException
 from .._sql.batch import FEW, params_wanted, plain_block, plain_metrics, sort_out
 from .._sql.rules import LATEST_ORDER, NAN_MARK, latest_of_block, points_in_order
-from .errors import is_statement_error
+from .errors import is_statement_error, sqlstate
 
 if TYPE_CHECKING:
     import asyncpg
@@ -78,7 +83,16 @@ _UPSERT_LATEST = (
     "SELECT * FROM unnest($1::text[], $2::float8[], $3::int8[], $4::int8[], $5::boolean[], $6::text[]) "
     f"{_ON_LATEST_CONFLICT}"
 )
-_METRIC_COLUMNS = ("key", "value", "timestamp", "step", "run_uuid")  # is_nan: false by default
+_STORED_COLUMNS = _ALL_COLUMNS[:-1]  # a point of ``_apply`` as COPY writes it into metrics
+_UNIQUE_VIOLATION = "23505"
+# A few points stored straight (see _store_straight) and latest_metrics upserted, in one statement.
+_INSERT_WITH_LATEST = (
+    'WITH stored AS (INSERT INTO metrics (key, value, "timestamp", step, is_nan, run_uuid) '
+    "SELECT * FROM unnest($1::text[], $2::float8[], $3::int8[], $4::int8[], $5::boolean[], $6::text[])) "
+    f"INSERT INTO latest_metrics ({_LATEST_COLUMNS}) "
+    "SELECT * FROM unnest($7::text[], $8::float8[], $9::int8[], $10::int8[], $11::boolean[], $12::text[]) "
+    f"{_ON_LATEST_CONFLICT}"
+)
 _RUN_STAGES = "SELECT run_uuid, lifecycle_stage FROM runs WHERE run_uuid = ANY($1::text[])"
 _EXISTING_PARAMS = (
     "SELECT p.run_uuid, p.key, p.value FROM params p "
@@ -104,6 +118,12 @@ _RACE_ATTEMPTS = 100  # each retry knows one more conflicting param: far more th
 class _LostRace(Exception):
     """A param this batch inserted was inserted first, with another value, by a concurrent
     transaction: the savepoint is rolled back and the records sorted out again, seeing it."""
+
+
+class _Duplicate(Exception):
+    """A point of the batch is stored already, or is in it twice: the straight COPY into
+    metrics failed, the savepoint is rolled back and the records written the way that applies
+    the duplicate rule."""
 
 
 async def prepare_connection(conn: asyncpg.Connection) -> None:
@@ -143,20 +163,29 @@ async def existing_params(conn: asyncpg.Connection, wanted: dict[str, set]) -> d
 
 
 async def apply_logging(
-    conn: asyncpg.Connection, records: Sequence[tuple], start: int, stop: int, outcomes: list
+    conn: asyncpg.Connection,
+    records: Sequence[tuple],
+    start: int,
+    stop: int,
+    outcomes: list,
+    straight: bool = True,
 ) -> None:
     """Check ``records[start:stop]`` (all logging records) against the database and write
     what MLflow's rules accept, in one savepoint; each record's outcome goes to ``outcomes``
-    (same index): None if stored, else its MlflowException."""
+    (same index): None if stored, else its MlflowException. ``straight``: try the straight
+    COPY into metrics first (False when the points are known to hold a duplicate)."""
     accepted: list[int] = []
     for _ in range(_RACE_ATTEMPTS):
         accepted.clear()
         try:
             async with conn.transaction():
-                await _apply(conn, records, start, stop, outcomes, accepted)
+                await _apply(conn, records, start, stop, outcomes, accepted, straight)
             return
         except _LostRace:
             outcomes[start:stop] = [None] * (stop - start)
+        except _Duplicate:
+            outcomes[start:stop] = [None] * (stop - start)
+            straight = False
         except Exception as exc:  # noqa: BLE001 - sorted by is_statement_error
             if not is_statement_error(exc):
                 raise
@@ -177,7 +206,7 @@ async def _isolate(conn, records, start: int, stop: int, outcomes: list, accepte
         await apply_logging(conn, records, k, k + 1, outcomes)
 
 
-async def _apply(conn, records, start: int, stop: int, outcomes: list, accepted_out: list) -> None:
+async def _apply(conn, records, start: int, stop: int, outcomes: list, accepted_out: list, straight: bool) -> None:
     seg = records[start:stop] if start or stop != len(records) else records
     run_ids = set(map(_RUN_ID, seg))
     stages = await run_stages(conn, run_ids)
@@ -185,7 +214,11 @@ async def _apply(conn, records, start: int, stop: int, outcomes: list, accepted_
         # Finite metric points of active runs as records (a retry, a replay): laid flat and
         # written as the writer's blocks are.
         accepted_out.extend(range(start, stop))
-        await _write_plain(conn, ev.MetricBlock(tuple(itertools.chain.from_iterable(seg))))
+        fields = tuple(itertools.chain.from_iterable(seg))
+        if straight:
+            await _copy_plain(conn, fields)
+        else:
+            await _write_plain(conn, fields)
         return
     wanted = params_wanted(records, start, stop)
     before = await existing_params(conn, wanted) if wanted else {}
@@ -208,8 +241,11 @@ async def _apply(conn, records, start: int, stop: int, outcomes: list, accepted_
             points.extend(
                 (key, value, ts, step, False, run_id, i) for (key, value, ts, step), i in zip(entries, ordinal)
             )
-        await conn.copy_records_to_table(_POINTS, records=points, columns=_ALL_COLUMNS)
-        await conn.execute(_MOVE_WITH_LATEST)
+        if straight:
+            await _copy_points(conn, points)
+        else:
+            await conn.copy_records_to_table(_POINTS, records=points, columns=_ALL_COLUMNS)
+            await conn.execute(_MOVE_WITH_LATEST)
     if got.param_rows:
         await _insert_params(conn, got.param_rows, before)
     if got.tag_rows:
@@ -260,8 +296,12 @@ async def apply_metric_block(conn: asyncpg.Connection, block: ev.MetricBlock, ou
             async with conn.transaction():
                 await _copy_plain(conn, fields)
             return
+        except _Duplicate:
+            # a point stored already (a replay) or twice in the block: the way that applies
+            # the duplicate rule
+            await apply_logging(conn, list(block), 0, len(block), outcomes, straight=False)
+            return
         except Exception as exc:  # noqa: BLE001 - sorted by is_statement_error
-            # a point stored already (a replay) or twice in the block (the duplicate rule), or
             # a value PostgreSQL refuses: the general way finds out, record by record
             if not is_statement_error(exc):
                 raise
@@ -269,31 +309,63 @@ async def apply_metric_block(conn: asyncpg.Connection, block: ev.MetricBlock, ou
 
 
 async def _copy_plain(conn, fields: tuple) -> None:
-    """Finite points of active runs, copied straight into metrics as COPY records built by
-    zip over the flat fields' slices: the usual block holds no point stored already, and then
-    costs what a COPY into metrics does (the temporary table's way, which applies the
-    duplicate rule in SQL, took twice as long). A duplicate fails the COPY (unique violation),
-    and the caller goes that way instead. latest_metrics: each (run, key)'s best point."""
-    points = zip(fields[3::7], fields[4::7], fields[5::7], fields[6::7], fields[2::7])
-    await conn.copy_records_to_table("metrics", records=points, columns=_METRIC_COLUMNS)
+    """Finite points of active runs, laid flat, stored straight into metrics (their columns
+    are the flat fields' slices: no Python work per point): the usual block holds no point
+    stored already, and then costs what a COPY into metrics does (the temporary table's way,
+    which applies the duplicate rule in SQL, took twice as long). A duplicate fails the COPY
+    (unique violation), and the caller goes that way instead. latest_metrics: each (run,
+    key)'s best point."""
     latest = latest_of_block(fields)
     rows = [latest[p] for p in sorted(latest)]  # in (run, key) order: see _MOVE_WITH_LATEST
-    await conn.execute(
-        _UPSERT_LATEST,
-        [r[3] for r in rows],
-        [r[4] for r in rows],
-        [r[5] for r in rows],
-        [r[6] for r in rows],
-        [False] * len(rows),
-        [r[2] for r in rows],
+    n = len(fields) // 7
+    await _store_straight(
+        conn,
+        (fields[3::7], fields[4::7], fields[5::7], fields[6::7], (False,) * n, fields[2::7]),
+        ([r[3] for r in rows], [r[4] for r in rows], [r[5] for r in rows], [r[6] for r in rows],
+         [False] * len(rows), [r[2] for r in rows]),
     )
 
 
-async def _write_plain(conn, block: ev.MetricBlock) -> None:
-    """Finite metric points of active runs by the temporary table: COPY records built by zip
-    over the flat fields' slices, then moved into metrics and latest_metrics by one statement
-    that applies the duplicate rule."""
-    f = block.fields
+async def _copy_points(conn, points: list[tuple]) -> None:
+    """``_apply``'s points (key, value, timestamp, step, is_nan, run_uuid, ord), in logging
+    order, stored straight into metrics; latest_metrics: each (run, key)'s highest point in
+    MLflow's order, the first logged among equals (as rules.latest_in_order)."""
+    key, value, ts, step, is_nan, run, order = zip(*points)
+    if len(pairs := set(zip(run, key))) == 1:  # one C-level pass; a falling ordinal breaks ties
+        best = [max(zip(step, ts, value, map(operator.neg, order), points))[-1]]
+    else:
+        top: dict[tuple[str, str], tuple] = {}
+        get = top.get
+        for pair, rank, point in zip(zip(run, key), zip(step, ts, value), points):
+            held = get(pair)
+            if held is None or rank > held[0]:
+                top[pair] = (rank, point)
+        best = [top[p][1] for p in sorted(pairs)]  # in (run, key) order: see _MOVE_WITH_LATEST
+    await _store_straight(conn, (key, value, ts, step, is_nan, run), tuple(map(list, zip(*best)))[:6])
+
+
+async def _store_straight(conn, columns: tuple, latest: tuple) -> None:
+    """Points (``columns``: key, value, timestamp, step, is_nan, run_uuid, each a sequence)
+    inserted into metrics with no duplicate rule, and ``latest`` (the same columns, one row a
+    (run, key), in (run, key) order) upserted into latest_metrics. A few points go by one
+    statement (one round trip, where COPY takes two and the upsert a third: what a synchronous
+    call waits for), more by binary COPY. A duplicate point raises _Duplicate."""
+    try:
+        if len(columns[0]) <= FEW:
+            await conn.execute(_INSERT_WITH_LATEST, *map(list, columns), *latest)
+        else:
+            await conn.copy_records_to_table("metrics", records=zip(*columns), columns=_STORED_COLUMNS)
+            await conn.execute(_UPSERT_LATEST, *latest)
+    except Exception as exc:
+        if sqlstate(exc) == _UNIQUE_VIOLATION:
+            raise _Duplicate from exc
+        raise
+
+
+async def _write_plain(conn, f: tuple) -> None:
+    """Finite metric points of active runs, laid flat (see events.MetricBlock), by the
+    temporary table: COPY records built by zip over the flat fields' slices, then moved into
+    metrics and latest_metrics by one statement that applies the duplicate rule."""
     points = zip(f[3::7], f[4::7], f[5::7], f[6::7], f[2::7], itertools.count())
     await conn.copy_records_to_table(_POINTS, records=points, columns=_PLAIN_COLUMNS)
     await conn.execute(_MOVE_WITH_LATEST)
