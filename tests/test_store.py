@@ -456,6 +456,9 @@ async def test_tag_values_that_are_not_text_are_stored_as_mlflows_sqlite_store_s
     """create_run(tags={"k": 1}) reaches the store as an int: every store keeps the text that
     MLflow's SQLite store makes of it (PostgreSQL's driver would refuse a non-text value)."""
     (exp,) = await store.apply([rec(ev.CREATE_EXPERIMENT, "typed", None, [["n", 2]], 1)])
-    run_id = await new_run(store, exp, tags=[["i", 1], ["b", True], ["f", 2.5], ["s", "x"]])
-    assert store.get_run(run_id).data.tags == {"i": "1", "b": "1", "f": "2.5", "s": "x", "mlflow.runName": "r-1"}
+    tags = [["i", 1], ["b", True], ["f", 2.5], ["e", 1e20], ["nan", math.nan], ["inf", -math.inf], ["s", "x"]]
+    run_id = await new_run(store, exp, tags=tags)
+    assert store.get_run(run_id).data.tags == {
+        "i": "1", "b": "1", "f": "2.5", "e": "1.0e+20", "nan": None, "inf": "-Inf", "s": "x", "mlflow.runName": "r-1"
+    }
     assert store.get_experiment(exp).tags == {"n": "2"}

@@ -4,8 +4,10 @@ an error it raises undoes its writes only."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
+from ... import events as ev
 from ...exceptions import INTERNAL_ERROR, MlflowException
 from .._sql import lifecycle
 from .._sql.lifecycle import MANY, NEW_ID, ROW, ROWCOUNT, Conflict
@@ -67,8 +69,44 @@ async def apply(conn: asyncpg.Connection, artifact_root: str, rec: tuple) -> Any
     return result
 
 
+def sqlite_text(value: Any) -> Any:
+    """``value`` as MLflow's SQLite store keeps it in a text column (SQLite's text affinity:
+    ``1`` -> ``'1'``, ``True`` -> ``'1'``, ``2.5`` -> ``'2.5'``, ``1e20`` -> ``'1.0e+20'``,
+    NaN -> NULL), for asyncpg, which binds only text there: ``create_run(tags={"k": 1})`` reads
+    back the same from both SQL stores. Floats are written as SQLite 3.40 writes them
+    (``%!.15g``)."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, (bool, int)):
+        return str(int(value))
+    if isinstance(value, float):
+        if value != value:
+            return None
+        if value in (math.inf, -math.inf):
+            return "Inf" if value > 0 else "-Inf"
+        if value == 0:
+            return "0.0"
+        mantissa, e, exponent = ("%.15g" % value).partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        return mantissa + e + exponent
+    return str(value)
+
+
+def _as_texts(rec: tuple) -> tuple:
+    """The free-form values of a CREATE_RUN or CREATE_EXPERIMENT record (tag values, the user,
+    the run name) as text (see :func:`sqlite_text`); other records carry text already."""
+    op = rec[1]
+    if op == ev.CREATE_RUN:  # (..., run_id, experiment_id, user_id, start_time, tags, run_name)
+        tags = [(k, sqlite_text(v)) for k, v in rec[6]]
+        return (*rec[:4], sqlite_text(rec[4]), rec[5], tags, sqlite_text(rec[7]), *rec[8:])
+    if op == ev.CREATE_EXPERIMENT:  # (..., name, location, tags, created)
+        return (*rec[:4], [(k, sqlite_text(v)) for k, v in rec[4]], *rec[5:])
+    return rec
+
+
 async def _run_steps(conn: asyncpg.Connection, artifact_root: str, rec: tuple) -> tuple[Any, bool]:
-    gen = lifecycle.steps(artifact_root, rec)
+    gen = lifecycle.steps(artifact_root, _as_texts(rec))
     reply: Any = None
     error: BaseException | None = None
     conflicted = False

@@ -21,7 +21,6 @@ from .rules import (
     ACTIVE,
     DELETED,
     RUN_NAME_TAG,
-    as_text,
     experiment_exists,
     experiment_refusal,
     new_run_tags,
@@ -127,7 +126,7 @@ def _create_experiment(
             (artifact_location(artifact_root, exp_id), exp_id),
         )
     if tags:
-        yield Step(_UPSERT_EXPERIMENT_TAG, [(k, as_text(v), exp_id) for k, v in tags], MANY)
+        yield Step(_UPSERT_EXPERIMENT_TAG, [(k, v, exp_id) for k, v in tags], MANY)
     return str(exp_id)
 
 
@@ -195,7 +194,7 @@ def _create_run(
         return None  # a replayed record: the run is there already
     uri = run_artifact_uri(row[1], run_id)
     try:
-        yield Step(_INSERT_RUN, (run_id, as_text(run_name), as_text(user_id), start_time, uri, int(experiment_id)))
+        yield Step(_INSERT_RUN, (run_id, run_name, user_id, start_time, uri, int(experiment_id)))
     except Conflict:
         return None  # replayed by another process at the same moment: the run is there
     tag_rows = new_run_tags(run_id, tags, run_name)

@@ -161,23 +161,10 @@ def run_refusal(op: int, run_id: str, stage: str | None) -> MlflowException | No
     return run_not_active(run_id, stage)
 
 
-def as_text(value: Any) -> Any:
-    """A value bound to a text column, as text, for a driver that binds only text there
-    (PostgreSQL's): what MLflow's SQLite store gives back for, say, ``create_run(tags={"k": 1})``
-    (``1`` -> ``'1'``, ``True`` -> ``'1'``, ``2.5`` -> ``'2.5'``). A float is written as Python
-    writes it, the shortest text that reads back the same (SQLite writes 15 significant digits:
-    the two differ only beyond them). None stays NULL."""
-    if value is None or type(value) is str:
-        return value
-    if isinstance(value, (bool, int)):
-        return str(int(value))
-    return str(value)
-
-
 def new_run_tags(run_id: str, tags: Iterable[Sequence], run_name: str | None) -> list[tuple]:
     """A new run's tag rows (key, value, run_id): MLflow adds the run name as the
     ``mlflow.runName`` tag unless the caller set that tag itself."""
-    rows = [(k, as_text(v), run_id) for k, v in tags]
+    rows = [(k, v, run_id) for k, v in tags]
     if run_name and not any(row[0] == RUN_NAME_TAG for row in rows):
         rows.append((RUN_NAME_TAG, run_name, run_id))
     return rows
