@@ -703,6 +703,7 @@ _out({name: frame(mlflow.search_runs(experiment_ids=[e])) for name, e in ARGS["e
 '''
 
 
+@pytest.mark.sqlite_only("each backend sets its own tracking URI: the fixture's store is not used")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fluent_frames_same_as_mlflow(backend, tmp_path, fluent, request):
     """DataFrames of awkward runs (tests/_search_data.py's ``build_frames``): keys missing from
