@@ -137,13 +137,18 @@ def _log_through(url: str, run_id: str, rounds: int, per_round: int) -> int:
     return rounds * per_round
 
 
-def test_429_and_503_retried_log_batch_stores_each_point_once(any_server):
+def test_429_and_503_retried_log_batch_stores_each_point_once(any_server, monkeypatch):
     """503 before the server sees the request, and 429/503 after it has stored it (the answer
     lost): every batch is retried until stored, and nothing is stored twice."""
+    from asynctrack.writer import _outage
+
+    # Up to three failed attempts in a row must fit in the brief retry on a loaded machine
+    # (0.3 s did not, with two CI lanes at once: a synchronous call was told of an outage).
+    monkeypatch.setattr(_outage, "STORE_RETRY_S", 5.0)
     exp, run_id = _new_run(any_server.url, "status")
     rule = any_of(  # about half the log-batch requests, never more than three in a row
         every_nth(5, reply(503), LOG_BATCH),
-        # (Retry-After 0: one longer than the brief retry, 0.3 s here, is an outage, and the
+        # (Retry-After 0: one longer than the brief retry, 5 s here, is an outage, and the
         # synchronous calls below would be told so; test_writes_wait_out_retry_after has that.)
         every_nth(7, reply(429, retry_after="0"), LOG_BATCH),
         every_nth(6, reply(503, after=True), LOG_BATCH),
