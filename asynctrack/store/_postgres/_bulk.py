@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 from ... import events as ev
 from ...exceptions import INTERNAL_ERROR, MlflowException
 from .._sql.batch import FEW, params_wanted, plain_block, plain_metrics, sort_out
-from .._sql.rules import LATEST_ORDER, NAN_MARK, latest_of_block, points_in_order
-from .errors import is_statement_error, sqlstate
+from .._sql.rules import LATEST_ORDER, NAN_MARK, latest_of_block, latest_of_columns, points_in_order
+from .errors import UNIQUE_VIOLATION, is_statement_error, sqlstate
 
 if TYPE_CHECKING:
     import asyncpg
@@ -84,7 +84,6 @@ _UPSERT_LATEST = (
     f"{_ON_LATEST_CONFLICT}"
 )
 _STORED_COLUMNS = _ALL_COLUMNS[:-1]  # a point of ``_apply`` as COPY writes it into metrics
-_UNIQUE_VIOLATION = "23505"
 # A few points stored straight (see _store_straight) and latest_metrics upserted, in one statement.
 _INSERT_WITH_LATEST = (
     'WITH stored AS (INSERT INTO metrics (key, value, "timestamp", step, is_nan, run_uuid) '
@@ -329,18 +328,9 @@ async def _copy_plain(conn, fields: tuple) -> None:
 async def _copy_points(conn, points: list[tuple]) -> None:
     """``_apply``'s points (key, value, timestamp, step, is_nan, run_uuid, ord), in logging
     order, stored straight into metrics; latest_metrics: each (run, key)'s highest point in
-    MLflow's order, the first logged among equals (as rules.latest_in_order)."""
+    MLflow's order, the first logged among equals (rules.latest_of_columns)."""
     key, value, ts, step, is_nan, run, order = zip(*points)
-    if len(pairs := set(zip(run, key))) == 1:  # one C-level pass; a falling ordinal breaks ties
-        best = [max(zip(step, ts, value, map(operator.neg, order), points))[-1]]
-    else:
-        top: dict[tuple[str, str], tuple] = {}
-        get = top.get
-        for pair, rank, point in zip(zip(run, key), zip(step, ts, value), points):
-            held = get(pair)
-            if held is None or rank > held[0]:
-                top[pair] = (rank, point)
-        best = [top[p][1] for p in sorted(pairs)]  # in (run, key) order: see _MOVE_WITH_LATEST
+    best = latest_of_columns(run, key, step, ts, value, order, points)
     await _store_straight(conn, (key, value, ts, step, is_nan, run), tuple(map(list, zip(*best)))[:6])
 
 
@@ -357,7 +347,7 @@ async def _store_straight(conn, columns: tuple, latest: tuple) -> None:
             await conn.copy_records_to_table("metrics", records=zip(*columns), columns=_STORED_COLUMNS)
             await conn.execute(_UPSERT_LATEST, *latest)
     except Exception as exc:
-        if sqlstate(exc) == _UNIQUE_VIOLATION:
+        if sqlstate(exc) == UNIQUE_VIOLATION:
             raise _Duplicate from exc
         raise
 

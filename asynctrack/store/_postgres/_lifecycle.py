@@ -11,12 +11,11 @@ from ... import events as ev
 from ...exceptions import INTERNAL_ERROR, MlflowException
 from .._sql import lifecycle
 from .._sql.lifecycle import MANY, NEW_ID, ROW, ROWCOUNT, Conflict
-from .errors import is_store_failure, sqlstate
+from .errors import UNIQUE_VIOLATION, is_store_failure, sqlstate
 
 if TYPE_CHECKING:
     import asyncpg
 
-_UNIQUE_VIOLATION = "23505"
 # MLflow's SQLAlchemy statements on PostgreSQL, as SQLAlchemy quotes them in its errors.
 # Each with the names of its bound parameters (SQLAlchemy shows them as a dict here).
 _AS_SQLALCHEMY = {
@@ -119,7 +118,7 @@ async def _run_steps(conn: asyncpg.Connection, artifact_root: str, rec: tuple) -
         try:
             reply = await _run(conn, step)
         except Exception as exc:
-            if sqlstate(exc) != _UNIQUE_VIOLATION:
+            if sqlstate(exc) != UNIQUE_VIOLATION:
                 raise
             # The transaction is aborted until the savepoint is rolled back: no more steps
             # may run (each conflict handler raises or returns).

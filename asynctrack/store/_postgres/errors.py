@@ -28,6 +28,7 @@ _FAILURE_CODES = frozenset(
     {"25006", "25P02", "25P03", "25P04", "55P03", "55006", "42P01", "3D000", "28000", "28P01"}
 )
 READ_ONLY = "25006"
+UNIQUE_VIOLATION = "23505"
 RETRY_AT_ONCE = ("40001", "40P01")  # serialization failure, deadlock: rerun the transaction
 
 

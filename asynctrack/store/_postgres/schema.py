@@ -29,6 +29,8 @@ from .._schema_rules import (
     check_revision,
 )
 
+from .errors import UNIQUE_VIOLATION
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -42,7 +44,7 @@ _DATA = (
 # SQLSTATEs a CREATE raises when another session (one not taking our lock) has just made the
 # same object: duplicate_table, duplicate_object, duplicate_function, unique_violation (a
 # catalog unique index).
-_RACE_STATES = {"42P07", "42710", "42723", "23505"}
+_RACE_STATES = {"42P07", "42710", "42723", UNIQUE_VIOLATION}
 
 
 def schema_sql() -> str:

@@ -82,6 +82,7 @@ class PostgresStore(SqlReads, Store):
         # MLflow's --read-replica-backend-store-uri: searches and histories are read there.
         self.read_replica_uri = read_replica_uri if read_replica_uri != uri else None
         self._replica_dsn = libpq_uri(read_replica_uri) if self.read_replica_uri else None
+        self._shown_replica = redacted(self.read_replica_uri or "")
         self._replica_local = threading.local()
         self._connect_schema()
         if self._replica_dsn:
@@ -128,7 +129,7 @@ class PostgresStore(SqlReads, Store):
             conn.close()
         if not made:
             raise MlflowException(
-                f"The read replica {redacted(self.read_replica_uri or '')} has no MLflow schema: "
+                f"The read replica {self._shown_replica} has no MLflow schema: "
                 f"it must be a replica of {self.shown_uri} (a streaming standby, once caught up).",
                 INVALID_STATE,
             )
@@ -150,7 +151,7 @@ class PostgresStore(SqlReads, Store):
 
     def _shown(self, replica: bool) -> str:
         if replica:
-            return f"{self.shown_uri} (its read replica {redacted(self.read_replica_uri or '')})"
+            return f"{self.shown_uri} (its read replica {self._shown_replica})"
         return self.shown_uri
 
     def _error(self, exc: BaseException, replica: bool = False) -> MlflowException:

@@ -245,6 +245,25 @@ def latest_of_batches(batch_groups: Iterable[tuple[str, Sequence]]) -> dict[tupl
 _RUN_KEY = operator.itemgetter(0, 1)
 
 
+def latest_of_columns(
+    run: Sequence, key: Sequence, step: Sequence, ts: Sequence, value: Sequence, order: Sequence, rows: Sequence
+) -> list:
+    """latest_metrics rows of points given column by column in logging order (``order``
+    rising; ``rows[i]``: the i-th point as the caller stores it): per (run, key) the row of the
+    highest (step, timestamp, value), the first logged among equals, in (run, key) order (the
+    order a store takes its locks in). One C-level ``max`` when all points share one (run, key)."""
+    pairs = set(zip(run, key))
+    if len(pairs) == 1:  # a falling ordinal breaks ties: the first logged is the maximum
+        return [max(zip(step, ts, value, map(operator.neg, order), rows))[-1]]
+    top: dict[tuple[str, str], tuple] = {}
+    get = top.get
+    for pair, rank, row in zip(zip(run, key), zip(step, ts, value), rows):
+        held = get(pair)
+        if held is None or rank > held[0]:
+            top[pair] = (rank, row)
+    return [top[p][1] for p in sorted(pairs)]
+
+
 def latest_of_block(fields: Sequence) -> dict[tuple[str, str], tuple]:
     """latest_metrics rows, by (run, key), of finite metric points laid flat as in an
     ``events.MetricBlock`` (seven fields a point, in logging order), as metric records: per
