@@ -604,3 +604,58 @@ def test_latest_of_block_is_latest_in_order(pts):
     assert {k: (*r[:4], struct.pack("<d", r[4]), *r[5:]) for k, r in got.items()} == {
         k: (*r[:4], struct.pack("<d", r[4]), *r[5:]) for k, r in want.items()
     }
+
+
+# -- the writer's first try, with no savepoint -------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("way", ["records", "block"])
+async def test_writer_redoes_a_batch_that_needs_a_savepoint(conn, db, monkeypatch, way):
+    """The writer applies a batch of logging records with no savepoint (its transaction's
+    rollback is one): a duplicate point, a refused value or a param conflict found there rolls
+    the transaction back and the batch is applied again the careful way, with the same outcomes
+    and rows as ``apply_logging`` in its savepoint gives."""
+    from asynctrack.store._postgres.writes import PostgresWriter
+
+    redone = []
+
+    class CountedRedo(_bulk.Redo):
+        def __init__(self, *args):
+            super().__init__(*args)
+            redone.append(self)
+
+    monkeypatch.setattr(_bulk, "Redo", CountedRedo)
+    writer = PostgresWriter(db, "/a", "the test database")
+
+    async def write(points):
+        if way == "block":
+            records = ev.decode_metric_block([ev.encode_metric(*p) for p in points])
+        else:
+            records = [rec(ev.METRIC, *p) for p in points]
+        return await writer.apply(records)
+
+    try:
+        run_id = await new_run(conn)
+        points = [(run_id, "m", float(i % 5), 100 + i % 3, i % 4) for i in range(60)]
+        assert await write(points) == [None] * 60
+        assert redone == []  # the usual batch: straight, no savepoint, no redo
+        assert await write(points) == [None] * 60  # a replay: every point a duplicate
+        assert len(redone) == 1
+        assert len(await rows(conn, "SELECT 1 FROM metrics")) == len(set(points))
+
+        bad = [(run_id, "n", float(i), 10, i) for i in range(30)]
+        bad[7] = (run_id, "k" * 251, 1.0, 10, 7)
+        out = await write(bad)
+        assert codes(out) == [None] * 7 + ["INTERNAL_ERROR"] + [None] * 22
+        assert len(redone) == 2
+        assert len(await rows(conn, "SELECT 1 FROM metrics WHERE key = 'n'")) == 29
+
+        batch = [rec(ev.PARAM, run_id, "a", "1"),
+                 rec(ev.BATCH, run_id, [["b", 1.0, 1, 1]], [["a", "2"]], [["t", "1"]])]
+        assert codes(await writer.apply(batch)) == [None, "INVALID_PARAMETER_VALUE"]  # a rule: no redo
+        assert len(redone) == 2
+        assert await rows(conn, "SELECT key, value FROM params") == [("a", "1")]
+        assert await rows(conn, "SELECT count(*) FROM metrics WHERE key = 'b'") == [(0,)]
+    finally:
+        await writer.close()

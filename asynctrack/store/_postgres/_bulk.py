@@ -23,9 +23,10 @@ per new connection.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ... import events as ev
@@ -119,6 +120,13 @@ class _LostRace(Exception):
     transaction: the savepoint is rolled back and the records sorted out again, seeing it."""
 
 
+class Redo(Exception):
+    """A batch written without a savepoint of its own (it was the whole transaction, see
+    ``apply_logging``'s ``savepoint``) needs one: a record was refused, a param lost a race or
+    a point is a duplicate. The writer rolls the transaction back and applies the batch again,
+    the careful way."""
+
+
 class _Duplicate(Exception):
     """A point of the batch is stored already, or is in it twice: the straight COPY into
     metrics failed, the savepoint is rolled back and the records written the way that applies
@@ -168,12 +176,20 @@ async def apply_logging(
     stop: int,
     outcomes: list,
     straight: bool = True,
+    savepoint: bool = True,
 ) -> None:
     """Check ``records[start:stop]`` (all logging records) against the database and write
     what MLflow's rules accept, in one savepoint; each record's outcome goes to ``outcomes``
     (same index): None if stored, else its MlflowException. ``straight``: try the straight
-    COPY into metrics first (False when the points are known to hold a duplicate)."""
+    COPY into metrics first (False when the points are known to hold a duplicate).
+    ``savepoint=False``: the records are the writer's whole transaction, whose rollback
+    serves as their savepoint (two round trips fewer, what a synchronous call waits for):
+    anything that needs one raises ``Redo`` instead."""
     accepted: list[int] = []
+    if not savepoint:
+        with _redo_instead():
+            await _apply(conn, records, start, stop, outcomes, accepted, straight)
+        return
     for _ in range(_RACE_ATTEMPTS):
         accepted.clear()
         try:
@@ -230,7 +246,9 @@ async def _apply(conn, records, start: int, stop: int, outcomes: list, accepted_
         # Records and log_batch entries together: their rows no longer say in which order
         # they were logged, which decides between equal points; taken again in that order.
         metric_rows, batch_groups = list(points_in_order(records, got.accepted)), ()
-    if metric_rows or batch_groups:
+    if len(batch_groups) == 1 and not metric_rows and straight:  # one log_batch's points
+        await _copy_entries(conn, *batch_groups[0])
+    elif metric_rows or batch_groups:
         points: list[tuple] = []
         add = points.append
         ordinal = itertools.count()
@@ -283,14 +301,21 @@ def _by_run(pairs) -> dict[str, set]:
 # -- metric points decoded flat --------------------------------------------------------------
 
 
-async def apply_metric_block(conn: asyncpg.Connection, block: ev.MetricBlock, outcomes: list) -> None:
+async def apply_metric_block(
+    conn: asyncpg.Connection, block: ev.MetricBlock, outcomes: list, savepoint: bool = True
+) -> None:
     """A batch of metric points only, decoded flat (see events.MetricBlock): finite points
     of active runs (the common case) are copied from the flat fields, with no Python work per
-    point; anything else goes the general way, record by record."""
+    point; anything else goes the general way, record by record. ``savepoint``: as
+    ``apply_logging``'s."""
     fields = block.fields
     run_ids = set(fields[2::7])
     stages = await run_stages(conn, run_ids)
     if plain_block(fields, run_ids, stages):
+        if not savepoint:
+            with _redo_instead():
+                await _copy_plain(conn, fields)
+            return
         try:
             async with conn.transaction():
                 await _copy_plain(conn, fields)
@@ -304,7 +329,20 @@ async def apply_metric_block(conn: asyncpg.Connection, block: ev.MetricBlock, ou
             # a value PostgreSQL refuses: the general way finds out, record by record
             if not is_statement_error(exc):
                 raise
-    await apply_logging(conn, list(block), 0, len(block), outcomes)
+    await apply_logging(conn, list(block), 0, len(block), outcomes, savepoint=savepoint)
+
+
+@contextlib.contextmanager
+def _redo_instead() -> Iterator[None]:
+    """Around writes made with no savepoint: what would roll back to one raises ``Redo``."""
+    try:
+        yield
+    except (_LostRace, _Duplicate) as exc:
+        raise Redo from exc
+    except Exception as exc:  # noqa: BLE001 - sorted by is_statement_error
+        if is_statement_error(exc):
+            raise Redo from exc
+        raise
 
 
 async def _copy_plain(conn, fields: tuple) -> None:
@@ -334,17 +372,33 @@ async def _copy_points(conn, points: list[tuple]) -> None:
     await _store_straight(conn, (key, value, ts, step, is_nan, run), tuple(map(list, zip(*best)))[:6])
 
 
-async def _store_straight(conn, columns: tuple, latest: tuple) -> None:
+async def _copy_entries(conn, run_id: str, entries: Sequence[tuple]) -> None:
+    """One BATCH record's finite points, ``(key, value, timestamp, step)`` entries (a large
+    one's sorted by key, each key's in logging order), stored straight: each COPY row is an
+    entry and one constant tail joined in C, where the general way builds ordered points, then
+    unzips and zips them again (a third of the Python a synchronous log_batch paid)."""
+    tail = (False, run_id)
+    rows = [e + tail for e in entries]
+    n = len(rows)
+    key, value, ts, step = zip(*entries)
+    best = latest_of_columns((run_id,) * n, key, step, ts, value, range(n), rows)
+    columns = (key, value, ts, step, (False,) * n, (run_id,) * n)
+    await _store_straight(conn, columns, tuple(map(list, zip(*best))), rows)
+
+
+async def _store_straight(conn, columns: tuple, latest: tuple, rows: Sequence[tuple] | None = None) -> None:
     """Points (``columns``: key, value, timestamp, step, is_nan, run_uuid, each a sequence)
     inserted into metrics with no duplicate rule, and ``latest`` (the same columns, one row a
     (run, key), in (run, key) order) upserted into latest_metrics. A few points go by one
     statement (one round trip, where COPY takes two and the upsert a third: what a synchronous
-    call waits for), more by binary COPY. A duplicate point raises _Duplicate."""
+    call waits for), more by binary COPY (of ``rows``, the same points as tuples, when the
+    caller has them). A duplicate point raises _Duplicate."""
     try:
         if len(columns[0]) <= FEW:
             await conn.execute(_INSERT_WITH_LATEST, *map(list, columns), *latest)
         else:
-            await conn.copy_records_to_table("metrics", records=zip(*columns), columns=_STORED_COLUMNS)
+            records = zip(*columns) if rows is None else rows
+            await conn.copy_records_to_table("metrics", records=records, columns=_STORED_COLUMNS)
             await conn.execute(_UPSERT_LATEST, *latest)
     except Exception as exc:
         if sqlstate(exc) == UNIQUE_VIOLATION:

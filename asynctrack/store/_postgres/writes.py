@@ -97,6 +97,7 @@ class PostgresWriter:
         stored, unless the connection was lost during COMMIT (``maybe_stored``: the server may
         have committed it; a rerun stores nothing twice)."""
         conflicts = 0
+        careful = False  # every run of logging records in a savepoint of its own
         while True:
             if self._conn is None or self._conn.is_closed():
                 await self.open()
@@ -107,7 +108,11 @@ class PostgresWriter:
                 transaction = conn.transaction()
                 await transaction.start()
                 try:
-                    outcomes = await self._apply_all(conn, records)
+                    outcomes = await self._apply_all(conn, records, careful)
+                except _bulk.Redo:
+                    await transaction.rollback()
+                    careful = True
+                    continue
                 except BaseException:
                     if not conn.is_closed():
                         await transaction.rollback()
@@ -138,14 +143,18 @@ class PostgresWriter:
         if conn is not None:
             conn.terminate()
 
-    async def _apply_all(self, conn: asyncpg.Connection, records: Sequence[tuple]) -> list[Any]:
+    async def _apply_all(self, conn: asyncpg.Connection, records: Sequence[tuple], careful: bool) -> list[Any]:
+        """``careful=False``: a batch of logging records only is written with no savepoint of
+        its own (the transaction's rollback is one; see ``_bulk.Redo``)."""
         outcomes: list[Any] = [None] * len(records)
         if type(records) is ev.MetricBlock:  # the usual batch: metric points, decoded flat
-            await _bulk.apply_metric_block(conn, records, outcomes)
+            await _bulk.apply_metric_block(conn, records, outcomes, savepoint=careful)
             return outcomes
-        for logging, i, j in segments(records):
+        parts = list(segments(records))
+        whole = not careful and len(parts) == 1
+        for logging, i, j in parts:
             if logging:
-                await _bulk.apply_logging(conn, records, i, j, outcomes)
+                await _bulk.apply_logging(conn, records, i, j, outcomes, savepoint=not whole)
             else:
                 outcomes[i] = await _lifecycle.apply(conn, self._artifact_root, records[i])
         return outcomes
