@@ -355,3 +355,29 @@ def test_sampler_same_names_and_gpu_values_as_mlflow(sm, monkeypatch, tmp_path):
     gpu = {k: [m.value for m in history(sm, rid, k)][:2] for k in keys if k.startswith("system/gpu_")}
     assert gpu == expected["gpu"]
     assert json.dumps(gpu[UTIL0]) == "[15.0, 35.0]"
+
+
+def test_run_left_active_at_exit_stops_its_sampler(tmp_path):
+    # No end_run: the exit hook ends the run, the sampler stops first, and its points are stored.
+    code = (
+        "import sys, time, asynctrack as mlflow\n"
+        "sys.modules['pynvml'] = None\n"
+        f"mlflow.set_tracking_uri('sqlite:///{tmp_path}/m.db')\n"
+        "mlflow.set_system_metrics_sampling_interval(0.05)\n"
+        "run = mlflow.start_run(log_system_metrics=True)\n"
+        "time.sleep(0.5)\n"
+        "print(run.info.run_id)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    from asynctrack import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
+    run = client.get_run(out.stdout.strip())
+    assert run.info.status == "FINISHED"
+    assert {k for k in run.data.metrics if k.startswith("system/")} == BASE
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, CPU)]
+    assert sorted(steps) == list(range(len(steps))) and len(steps) >= 2
