@@ -47,6 +47,13 @@ from ._runs import (
     start_run,
 )
 from ._search import search_experiments, search_runs
+from ..system_metrics import (
+    disable_system_metrics_logging,
+    enable_system_metrics_logging,
+    set_system_metrics_node_id,
+    set_system_metrics_samples_before_logging,
+    set_system_metrics_sampling_interval,
+)
 
 from . import _preemption
 
@@ -60,6 +67,8 @@ __all__ = [
     "delete_experiment_tag",
     "delete_run",
     "delete_tag",
+    "disable_system_metrics_logging",
+    "enable_system_metrics_logging",
     "end_run",
     "flush_artifact_async_logging",
     "flush_async_logging",
@@ -89,6 +98,9 @@ __all__ = [
     "set_experiment_tag",
     "set_experiment_tags",
     "set_tag",
+    "set_system_metrics_node_id",
+    "set_system_metrics_samples_before_logging",
+    "set_system_metrics_sampling_interval",
     "set_tags",
     "start_run",
 ]

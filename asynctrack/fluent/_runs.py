@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from .. import _validation as v
+from .. import system_metrics
 from ..client import MlflowClient, validate_run_status
 from ..entities import LifecycleStage, Run, RunStatus, RunTag
 from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
@@ -149,11 +150,7 @@ def start_run(
         run = _resume(c, existing_run_id, run_name, tags, description)
     else:
         run = _create(c, stack, experiment_id, run_name, nested, parent_run_id, tags, description)
-    if log_system_metrics or (
-        log_system_metrics is None
-        and os.environ.get("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "").lower() in ("true", "1")
-    ):
-        _logger.warning("asynctrack does not log system metrics yet; the run goes on without them.")
+    system_metrics.start_for_run(run.info.run_id, c, log_system_metrics, bool(existing_run_id))
     active = ActiveRun(run, c)
     stack.append(active)
     _publish(stack)
@@ -235,6 +232,9 @@ def end_run(status: str = FINISHED) -> None:
 
 
 def _terminate(run: ActiveRun, status: str) -> None:
+    # The sampler stops first: its last points are queued before the run's end, so they are
+    # stored when end_run returns.
+    system_metrics.stop_for_run(run._run_id)
     wait_for_artifacts = getattr(run._client, "_wait_artifact_copies", None)
     if wait_for_artifacts is not None:
         wait_for_artifacts(run._run_id)
