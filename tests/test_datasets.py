@@ -5,6 +5,7 @@ and search_runs, on both stores; MLflow 3.18 as the judge of digests, JSON, rows
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import pytest
@@ -53,6 +54,49 @@ keep(lambda: m.data.from_pandas(df, source="/p", predictions="zz"))
 '''
 
 
+ORACLE = r'''
+import mlflow as m, json, os, pandas as pd
+RESULT = {}
+exec(ARGS["build"], globals()); RESULT["build"] = OUT
+RESULT["code_tags"] = json.loads(m.data.from_pandas(pd.DataFrame({"a": [1]})).to_dict()["source"])["tags"]
+URI = "sqlite:///" + os.path.join(ARGS["dir"], "theirs.db")
+exec(ARGS["scenario"], globals())
+PATH = os.path.join(ARGS["dir"], "theirs.db")
+exec(ARGS["dump"], globals()); RESULT["rows"] = rows
+URI = ARGS["ours"]
+exec(ARGS["read"], globals()); RESULT["read"] = READ_OUT
+URI = "sqlite:///" + os.path.join(ARGS["dir"], "theirs.db")
+exec(ARGS["errors"], globals()); RESULT["errors"] = [ERRS, rid]
+_out(RESULT)
+'''
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory):
+    """Everything MLflow is asked, in one subprocess (MLflow's import and its new database's
+    migrations cost seconds each): its datasets JSON, code source tags, the scenario's rows, its
+    reads of asynctrack's file (written here first), and its errors."""
+    if oracle_python() is None:
+        pytest.skip("MLflow oracle not installed")
+    d = tmp_path_factory.mktemp("oracle")
+    ours = f"sqlite:///{d}/ours.db"
+    from asynctrack import tracking_uri
+
+    saved_env, saved_uri = dict(os.environ), tracking_uri._tracking_uri
+    try:
+        _ours(SCENARIO, URI=ours)
+        mlflow.flush_async_logging()
+    finally:
+        tracking_uri._tracking_uri = saved_uri
+        os.environ.clear()
+        os.environ.update(saved_env)
+    result = run(ORACLE, cwd=d, build=BUILD, dir=str(d), scenario=SCENARIO, dump=DUMP, read=READ,
+                 errors=ERRORS, ours=ours)
+    result["ours_path"] = str(d / "ours.db")
+    result["ours_uri"] = ours
+    return result
+
+
 def _build(module) -> list:
     scope = {"m": module}
     exec(BUILD, scope)
@@ -60,24 +104,20 @@ def _build(module) -> list:
 
 
 @needs_mlflow
-def test_datasets_json_same_as_mlflow():
+def test_datasets_json_same_as_mlflow(oracle):
     ours = json.loads(json.dumps(_build(mlflow)))
-    theirs = run("import mlflow as m\nexec(ARGS['build'])\n_out(OUT)", build=BUILD)
+    theirs = oracle["build"]
     assert len(ours) == 11
     assert ours == theirs
 
 
 @needs_mlflow
-def test_code_source_is_the_run_context():
+def test_code_source_is_the_run_context(oracle):
     """No source: the code, as the run-context tags describe it (the same keys as MLflow's)."""
     ds = mlflow.data.from_pandas(pd.DataFrame({"a": [1]}))
     assert ds.to_dict()["source_type"] == "code"
     tags = json.loads(ds.to_dict()["source"])["tags"]
-    theirs = run(
-        "import mlflow, json, pandas as pd\n"
-        "_out(json.loads(mlflow.data.from_pandas(pd.DataFrame({'a': [1]})).to_dict()['source']))"
-    )
-    assert set(theirs["tags"]) <= set(tags)  # ours may add git tags: pytest runs in a checkout
+    assert set(oracle["code_tags"]) <= set(tags)  # ours may add git tags: pytest runs in a checkout
     from asynctrack.fluent._context import resolve_tags
 
     assert tags == resolve_tags(None)
@@ -294,36 +334,9 @@ def _normalise_order(read: dict) -> dict:
     }
 
 
-@needs_mlflow
-@pytest.mark.sqlite_only("the oracle's rows are read from its SQLite file")
-def test_rows_and_reads_same_as_mlflow(fluent, tmp_path, store_kind):
-    ours_path, theirs_path = tmp_path / "ours.db", tmp_path / "theirs.db"
-    _ours(SCENARIO, URI=f"sqlite:///{ours_path}")
-    mlflow.flush_async_logging()
-    ours_rows = json.loads(json.dumps(_ours(DUMP, PATH=str(ours_path))["rows"]))
-    theirs = run(
-        "import mlflow as m\nexec(ARGS['scenario'], globals())\n"
-        "URI2 = ARGS['ours']\nPATH = ARGS['theirs_path']\nexec(ARGS['dump'], globals())\n"
-        "URI = URI2\nexec(ARGS['read'], globals())\n_out({'rows': rows, 'read': READ_OUT})",
-        cwd=tmp_path,
-        scenario=SCENARIO.replace("m.set_tracking_uri(URI)", f"m.set_tracking_uri('sqlite:///{theirs_path}')"),
-        ours=f"sqlite:///{ours_path}", theirs_path=str(theirs_path), dump=DUMP, read=READ,
-    )
-    assert ours_rows["uuid_lengths"] == [32]
-    assert len(ours_rows["datasets"]) == 3 and len(ours_rows["inputs"]) == 5 and len(ours_rows["tags"]) == 4
-    assert ours_rows == theirs["rows"]
-    # MLflow's client reads asynctrack's file as asynctrack does.
-    our_read = _ours(READ, URI=f"sqlite:///{ours_path}")["READ_OUT"]
-    assert _normalise_order(json.loads(json.dumps(our_read))) == _normalise_order(theirs["read"])
-    assert len(our_read["search"][0][1]) == 3
-
-
-@needs_mlflow
-@pytest.mark.sqlite_only("the oracle's errors are compared on SQLite")
-def test_errors_same_as_mlflow(fluent, tmp_path, store_kind):
-    script = r'''
+ERRORS = r'''
 c = m.MlflowClient(URI)
-rid = c.create_run("0").info.run_id
+rid = c.create_run(c.create_experiment("errors")).info.run_id
 E = m.entities
 def ds(**kw):
     f = dict(name="n", digest="d", source_type="local", source="{}"); f.update(kw)
@@ -343,10 +356,25 @@ err(c.log_inputs, rid, ds())
 c.delete_run(rid)
 err(c.log_inputs, rid, ds())
 '''
-    scope = _ours(script, URI=f"sqlite:///{tmp_path}/ours.db")
+
+
+@needs_mlflow
+def test_rows_and_reads_same_as_mlflow(oracle):
+    ours_rows = json.loads(json.dumps(_ours(DUMP, PATH=oracle["ours_path"])["rows"]))
+    assert ours_rows["uuid_lengths"] == [32]
+    assert len(ours_rows["datasets"]) == 3 and len(ours_rows["inputs"]) == 5 and len(ours_rows["tags"]) == 4
+    assert ours_rows == oracle["rows"]
+    # MLflow's client reads asynctrack's file as asynctrack does.
+    our_read = _ours(READ, URI=oracle["ours_uri"])["READ_OUT"]
+    assert _normalise_order(json.loads(json.dumps(our_read))) == _normalise_order(oracle["read"])
+    assert len(our_read["search"][0][1]) == 3
+
+
+@needs_mlflow
+def test_errors_same_as_mlflow(oracle, tmp_path):
+    scope = _ours(ERRORS, URI=f"sqlite:///{tmp_path}/ours.db")
     ours, ours_run = scope["ERRS"], scope["rid"]
-    theirs, theirs_run = run("import mlflow as m\nexec(ARGS['s'], globals())\n_out([ERRS, rid])", cwd=tmp_path,
-                 s=script.replace("m.MlflowClient(URI)", f"m.MlflowClient('sqlite:///{tmp_path}/theirs.db')"))
+    theirs, theirs_run = oracle["errors"]
     assert len(ours) == 7 and ours[5] is None
     ours[6][1] = ours[6][1].replace(ours_run, "RUN")
     theirs[6][1] = theirs[6][1].replace(theirs_run, "RUN")
