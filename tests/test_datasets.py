@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import warnings
 
 import pytest
@@ -16,6 +17,7 @@ pd = pytest.importorskip("pandas")
 import asynctrack as mlflow  # noqa: E402
 from asynctrack import MlflowClient, MlflowException  # noqa: E402
 from asynctrack.entities import Dataset, DatasetInput, InputTag  # noqa: E402
+from tests._asynctrack_server import asynctrack_server_session  # noqa: E402,F401 (fixture)
 from tests._store_fixtures import fetch_all  # noqa: E402
 from tests.oracle import needs_mlflow, oracle_python, run  # noqa: E402,F401 (skipif evaluates oracle_python)
 
@@ -379,3 +381,65 @@ def test_errors_same_as_mlflow(oracle, tmp_path):
     ours[6][1] = ours[6][1].replace(ours_run, "RUN")
     theirs[6][1] = theirs[6][1].replace(theirs_run, "RUN")
     assert ours == theirs
+
+
+# -- over HTTP: asynctrack's server and HTTP store, and MLflow's client reading that server -----
+
+HTTP_READ = r'''
+import mlflow
+out = {}
+for label, url in ARGS["urls"].items():
+    c = mlflow.MlflowClient(url)
+    exp = c.get_experiment_by_name(ARGS["experiment"])
+    runs = c.search_runs([exp.experiment_id], order_by=["attributes.run_name"])
+    out[label] = {
+        "search": [[r.info.run_name, [d.to_dictionary() for d in r.inputs.dataset_inputs]] for r in runs],
+        "get": [[r.info.run_name, [d.to_dictionary() for d in c.get_run(r.info.run_id).inputs.dataset_inputs]]
+                for r in runs],
+    }
+_out(out)
+'''
+
+
+def _http_scenario(url: str, name: str) -> dict:
+    """The same calls through asynctrack's HTTP store to ``url``; what it reads back."""
+    c = MlflowClient(url)
+    exp = c.create_experiment(name)
+    df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    train = mlflow.data.from_pandas(df, source="/tmp/train.csv", name="train")._to_mlflow_entity()
+    bare = Dataset("bare", "d0", "http", '{"url": "https://h/x"}')  # no schema, no profile
+    one = c.create_run(exp, run_name="one").info.run_id
+    c.log_inputs(one, [DatasetInput(train, [InputTag("mlflow.data.context", "training"), InputTag("k", "v")])])
+    c.log_inputs(one, [DatasetInput(train, [InputTag("mlflow.data.context", "again")]), DatasetInput(bare)])
+    two = c.create_run(exp, run_name="two").info.run_id
+    c.log_inputs(two, [DatasetInput(bare, [InputTag("t", "1")])])
+    errors = []
+    for call in (lambda: c.log_inputs("0" * 32, [DatasetInput(bare)]),
+                 lambda: c.log_inputs(two, [DatasetInput(Dataset("x" * 501, "d", "local", "{}"))])):
+        try:
+            call()
+        except MlflowException as e:
+            errors.append(e.error_code)
+    runs = c.search_runs([exp], order_by=["attributes.run_name"])
+    return {
+        "search": [[r.info.run_name, [d.to_dictionary() for d in r.inputs.dataset_inputs]] for r in runs],
+        "get": [[r.info.run_name, [d.to_dictionary() for d in c.get_run(r.info.run_id).inputs.dataset_inputs]]
+                for r in runs],
+        "errors": errors,
+    }
+
+
+@needs_mlflow
+def test_http_same_as_a_local_store(asynctrack_server_session, tmp_path):  # noqa: F811
+    """asynctrack's HTTP store and server store and read back what a local store does (whose rows
+    the tests above compare with MLflow's), and MLflow's own client reads the server the same."""
+    url = asynctrack_server_session.url
+    name = f"datasets-http-{uuid.uuid4().hex}"
+    ours = _http_scenario(url, name)
+    local = _http_scenario(f"sqlite:///{tmp_path}/local.db", name)
+    assert ours["errors"] == local["errors"] == ["RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"]
+    assert [len(i) for _, i in ours["get"]] == [2, 1]
+    ours.pop("errors"), local.pop("errors")
+    assert _normalise_order(ours) == _normalise_order(local)
+    read = run(HTTP_READ, urls={"ours": url}, experiment=name)
+    assert _normalise_order(read["ours"]) == _normalise_order(ours)
