@@ -69,6 +69,7 @@ URI = ARGS["ours"]
 exec(ARGS["read"], globals()); RESULT["read"] = READ_OUT
 URI = "sqlite:///" + os.path.join(ARGS["dir"], "theirs.db")
 exec(ARGS["errors"], globals()); RESULT["errors"] = [ERRS, rid]
+exec(ARGS["entities"], globals()); RESULT["entities"] = ENT
 _out(RESULT)
 '''
 
@@ -93,7 +94,7 @@ def oracle(tmp_path_factory):
         os.environ.clear()
         os.environ.update(saved_env)
     result = run(ORACLE, cwd=d, build=BUILD, dir=str(d), scenario=SCENARIO, dump=DUMP, read=READ,
-                 errors=ERRORS, ours=ours)
+                 errors=ERRORS, ours=ours, entities=ENTITIES)
     result["ours_path"] = str(d / "ours.db")
     result["ours_uri"] = ours
     return result
@@ -124,6 +125,25 @@ def test_code_source_is_the_run_context(oracle):
 
     assert tags == resolve_tags(None)
     assert tags["mlflow.source.type"] == "LOCAL"
+
+
+ENTITIES = r'''
+E = m.entities
+d = E.Dataset("n", "d1", "local", '{"uri": "/a"}', schema='{"s": 1}')
+i = E.DatasetInput(d, [E.InputTag("k", "v"), E.InputTag("mlflow.data.context", "train")])
+r = E.RunInputs(dataset_inputs=[i])
+ENT = [repr(d), repr(i), repr(E.InputTag("k", "v")), d.to_dictionary(), i.to_dictionary(),
+       r.to_dictionary(), d == E.Dataset("n", "d1", "local", '{"uri": "/a"}', schema='{"s": 1}'),
+       d == E.Dataset("n", "d2", "local", "{}"), i == E.DatasetInput(d, list(i.tags)),
+       E.InputTag("k", "v") == E.InputTag("k", "v"), sorted(dict(d)), sorted(dict(i))]
+'''
+
+
+@needs_mlflow
+def test_entities_same_as_mlflow(oracle):
+    ent = _ours(ENTITIES)["ENT"]
+    assert len(ent) == 12
+    assert json.loads(json.dumps(ent)) == oracle["entities"]
 
 
 def test_dataset_defaults_and_entity():
@@ -185,6 +205,13 @@ def test_log_input_rows_and_reads(fluent):
     assert mlflow.get_run(r3.info.run_id).inputs.dataset_inputs == []
     assert [r.inputs.dataset_inputs for r in mlflow.search_runs(output_format="list")
             if r.info.run_id == r3.info.run_id] == [[]]
+    # MLflow's dataset filters find these rows.
+    def ids(f):
+        return sorted(r.info.run_id for r in mlflow.search_runs(filter_string=f, output_format="list"))
+    assert ids("datasets.name = 'train'") == sorted([r1.info.run_id, r2.info.run_id])
+    assert ids("datasets.context = 'training'") == [r1.info.run_id]
+    assert ids(f"datasets.digest = '{test.digest}' and datasets.context = 'eval'") == [r2.info.run_id]
+    assert ids("datasets.name = 'nope'") == []
 
 
 def test_same_name_and_digest_logged_once_per_call(fluent):
