@@ -247,6 +247,12 @@ _INSERT_INPUT = (
 )
 
 
+def _integrity(columns: str) -> MlflowException:
+    """A unique key refused a log_inputs row: MLflow's session reports its IntegrityError as
+    BAD_REQUEST (the rows of that call are not stored)."""
+    return MlflowException(f"(IntegrityError) UNIQUE constraint failed: {columns}", BAD_REQUEST)
+
+
 def _log_inputs(op: int, run_id: str, datasets: Sequence[Sequence]) -> Steps:
     """MLflow's SqlAlchemyStore.log_inputs: the run must exist and be active; inputs with the
     same (name, digest) count once (the first); a dataset already in the experiment under that
@@ -269,10 +275,13 @@ def _log_inputs(op: int, run_id: str, datasets: Sequence[Sequence]) -> Steps:
         if found is not None:
             dataset_uuid = found[0]
         else:
-            yield Step(
-                _INSERT_DATASET,
-                (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile),
-            )
+            try:
+                yield Step(
+                    _INSERT_DATASET,
+                    (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile),
+                )
+            except Conflict:  # stored by a concurrent log_inputs since the SELECT
+                raise _integrity("datasets.experiment_id, datasets.name, datasets.digest") from None
         linked = yield Step(
             "SELECT 1 FROM inputs WHERE source_type = 'DATASET' AND source_id = ?"
             " AND destination_type = 'RUN' AND destination_id = ?",
@@ -281,7 +290,12 @@ def _log_inputs(op: int, run_id: str, datasets: Sequence[Sequence]) -> Steps:
         )
         if linked is not None:
             continue
-        yield Step(_INSERT_INPUT, (input_uuid, dataset_uuid, run_id))
+        try:
+            yield Step(_INSERT_INPUT, (input_uuid, dataset_uuid, run_id))
+        except Conflict:
+            raise _integrity(
+                "inputs.source_type, inputs.source_id, inputs.destination_type, inputs.destination_id"
+            ) from None
         if tags:
             try:
                 yield Step(
@@ -289,11 +303,11 @@ def _log_inputs(op: int, run_id: str, datasets: Sequence[Sequence]) -> Steps:
                     [(input_uuid, k, v) for k, v in tags],
                     MANY,
                 )
-            except Conflict:  # one key twice (a tag named like the context's): MLflow's flush fails
-                raise MlflowException(
-                    "(IntegrityError) UNIQUE constraint failed: input_tags.input_uuid, input_tags.name",
-                    BAD_REQUEST,
-                ) from None
+            except Conflict as conflict:  # one key twice (a tag named like the context's)
+                rows = [(input_uuid, k, v) for k, v in tags]
+                if "insert_input_tags" not in conflict.statements:
+                    raise _integrity("input_tags.input_uuid, input_tags.name") from None
+                raise MlflowException(conflict.detail("insert_input_tags", rows), BAD_REQUEST) from None
 
 
 _HANDLERS = {
