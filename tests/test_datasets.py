@@ -54,6 +54,21 @@ keep(lambda: m.data.from_numpy(np.zeros(3), source="hdfs://nn/x"))
 keep(lambda: m.data.from_numpy(np.zeros(3), source="nosuch://x"))
 keep(lambda: m.data.from_pandas(df, source="/p", targets="zz"))
 keep(lambda: m.data.from_pandas(df, source="/p", predictions="zz"))
+for frame in (
+    pd.DataFrame({"s": pd.array(["a", None, "c"], dtype="string")}),
+    pd.DataFrame({"c": pd.Categorical(["a", "b", "a"])}),
+    pd.DataFrame({"i": pd.array([1, None, 3], dtype="Int64"), "u": np.array([1, 2, 3], dtype="uint32")}),
+    pd.DataFrame({"t": pd.to_timedelta([1, 2], unit="s")}),
+    pd.DataFrame(),
+    pd.DataFrame({0: [1.5], 1: ["x"]}),
+    pd.DataFrame({"l": [["a", "b"], None, []], "n": [[["a"]], [["b", "c"]], [[]]]}),
+    pd.DataFrame({"x": [1, "a", 2.0]}),
+    pd.DataFrame({"d": [{"a": [1]}, {"a": [2], "b": {"c": "x"}}, {}]}),
+):
+    keep(lambda: m.data.from_pandas(frame, source="/p"))
+for array in (np.array([1, "a"], dtype=object), np.array(5), [1, 2, 3], np.array([]),
+              {"a": np.zeros(2), "b": [1]}):
+    keep(lambda: m.data.from_numpy(array, source="/p"))
 '''
 
 
@@ -111,7 +126,7 @@ def _build(module) -> list:
 def test_datasets_json_same_as_mlflow(oracle):
     ours = json.loads(json.dumps(_build(mlflow)))
     theirs = oracle["build"]
-    assert len(ours) == 11
+    assert len(ours) == 25
     assert ours == theirs
 
 

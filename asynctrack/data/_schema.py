@@ -47,6 +47,9 @@ class Schema:
         self.inputs = inputs
         self._tensor = tensor
 
+    def __len__(self) -> int:  # an empty schema is falsy: a DataFrame with no columns has none
+        return len(self.inputs)
+
     def is_tensor_spec(self) -> bool:
         return self._tensor
 
