@@ -152,13 +152,22 @@ ENT = [repr(d), repr(i), repr(E.InputTag("k", "v")), d.to_dictionary(), i.to_dic
        r.to_dictionary(), d == E.Dataset("n", "d1", "local", '{"uri": "/a"}', schema='{"s": 1}'),
        d == E.Dataset("n", "d2", "local", "{}"), i == E.DatasetInput(d, list(i.tags)),
        E.InputTag("k", "v") == E.InputTag("k", "v"), sorted(dict(d)), sorted(dict(i))]
+for st, src in (("local", '{"uri": "/a"}'), ("s3", '{"uri": "s3://b/k"}'), ("http", '{"url": "https://h/x"}'),
+                ("code", '{"tags": {"a": "b"}}'), ("gs", '{"uri": "gs://b/k"}')):
+    got = m.data.get_source(E.DatasetInput(E.Dataset("n", "d", st, src)))
+    ENT.append([type(got).__name__, got.to_json(), got._get_source_type()])
+for bad in (("nosuch", "{}"), ("local", "{}")):
+    try:
+        m.data.get_source(E.Dataset("n", "d", *bad))
+    except Exception as e:
+        ENT.append([type(e).__name__, getattr(e, "error_code", None), str(e)])
 '''
 
 
 @needs_mlflow
 def test_entities_same_as_mlflow(oracle):
     ent = _ours(ENTITIES)["ENT"]
-    assert len(ent) == 12
+    assert len(ent) == 19
     assert json.loads(json.dumps(ent)) == oracle["entities"]
 
 

@@ -42,6 +42,6 @@ def get_source(dataset: Any) -> DatasetSource:
 
     raise MlflowException(
         f"Unrecognized dataset type {type(dataset)}. Expected one of: "
-        "mlflow.data.dataset.Dataset, mlflow.entities.Dataset, mlflow.entities.DatasetInput.",
+        "`mlflow.data.dataset.Dataset`, `mlflow.entities.Dataset`, `mlflow.entities.DatasetInput`.",
         INVALID_PARAMETER_VALUE,
     )

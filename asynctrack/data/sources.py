@@ -188,6 +188,17 @@ _SOURCES: list[Any] = [
 ]
 
 
+__all__ = []
+for _source in _SOURCES:  # MLflow names every registered source here (the last of a name wins)
+    globals()[_source.__name__] = _source
+    __all__.append(_source.__name__)
+
+
+def get_registered_sources() -> list[Any]:
+    """The registered source classes, in MLflow's order."""
+    return list(_SOURCES)
+
+
 def resolve_dataset_source(raw_source: Any) -> DatasetSource:
     """The source MLflow's registry resolves ``raw_source`` (a URI or path) to, with its
     warning when several could, and its error when none can."""
