@@ -274,6 +274,9 @@ def test_log_metric_with_dataset_links_it(fluent):
     assert got.data.metrics == {"acc": 0.95, "f1": 0.5}
     assert _inputs(got) == [("eval", ds.digest, "local", '{"uri": "/m.csv"}', [])]
     assert len(fetch_all(mlflow.get_tracking_uri(), "SELECT * FROM inputs")) == 1
+    with mlflow.start_run() as r2:
+        mlflow.log_metrics({}, dataset=ds)  # MLflow links a dataset per metric: none here
+    assert mlflow.get_run(r2.info.run_id).inputs.dataset_inputs == []
 
 
 def _err(fn, *args, **kw):

@@ -84,7 +84,8 @@ def log_metrics(
 ) -> RunOperations | None:
     """Log several metrics at one step and time, as one batch."""
     run_id, c = _run_client(run_id)
-    _no_models_or_datasets(model_id, dataset, run_id, c)
+    # MLflow links the dataset per metric logged: none for an empty dict.
+    _no_models_or_datasets(model_id, dataset if metrics else None, run_id, c)
     timestamp = timestamp if timestamp is not None else _now_ms()
     return c._log_metric_dict(run_id, metrics, timestamp, step or 0, synchronous)
 
