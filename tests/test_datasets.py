@@ -507,3 +507,13 @@ def test_http_same_as_a_local_store(asynctrack_server_session, tmp_path):  # noq
     assert _normalise_order(ours) == _normalise_order(local)
     read = run(HTTP_READ, urls={"ours": url}, experiment=name)
     assert _normalise_order(read["ours"]) == _normalise_order(ours)
+
+
+def test_missing_pandas_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas -> ImportError
+    with pytest.raises(ImportError, match=r"asynctrack\[pandas\]"):
+        mlflow.data.from_pandas(object(), source="/x")
+    with pytest.raises(ImportError, match=r"asynctrack\[pandas\]"):
+        mlflow.data.from_numpy(np.zeros(2), source="/x")

@@ -15,6 +15,9 @@ __all__ = ["Dataset", "DatasetSource", "from_numpy", "from_pandas", "get_source"
 def from_pandas(df: Any, source: Any = None, targets: str | None = None, name: str | None = None,
                 digest: str | None = None, predictions: str | None = None) -> Any:
     """A PandasDataset of ``df`` (see pandas_dataset.from_pandas)."""
+    from .._extras import require
+
+    require("pandas", "pandas", "mlflow.data.from_pandas")
     from .pandas_dataset import from_pandas as _from_pandas
 
     return _from_pandas(df, source=source, targets=targets, name=name, digest=digest, predictions=predictions)
@@ -23,6 +26,9 @@ def from_pandas(df: Any, source: Any = None, targets: str | None = None, name: s
 def from_numpy(features: Any, source: Any = None, targets: Any = None, digest: str | None = None,
                name: str | None = None) -> Any:
     """A NumpyDataset of ``features`` (see numpy_dataset.from_numpy)."""
+    from .._extras import require
+
+    require("pandas", "pandas", "mlflow.data.from_numpy (its digest hashes with pandas)")
     from .numpy_dataset import from_numpy as _from_numpy
 
     return _from_numpy(features, source=source, targets=targets, name=name, digest=digest)
