@@ -15,11 +15,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``asynctrack.artifacts`` loads on first use, as ``mlflow.artifacts`` is reached."""
-    if name == "artifacts":
+    """``asynctrack.artifacts`` and ``asynctrack.data`` load on first use, as ``mlflow.artifacts``
+    and ``mlflow.data`` are reached."""
+    if name in ("artifacts", "data"):
         import importlib
 
-        return importlib.import_module(".artifacts", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "MlflowException",
     "RunOperations",
     "artifacts",
+    "data",
     "entities",
     "exceptions",
     "get_tracking_uri",

@@ -468,6 +468,17 @@ class MlflowClient:
             [[t.key, t.value] for t in tags],
         )
 
+    def log_inputs(self, run_id: str, datasets: list | None = None, models: list | None = None) -> None:
+        """Link datasets (DatasetInput entities) to a run, as MLflow's store does; waited for."""
+        from ._inputs import log_inputs_record
+
+        if models:
+            raise MlflowException(
+                "Logging logged-model inputs (models=) is not supported by asynctrack yet.",
+                INVALID_PARAMETER_VALUE,
+            )
+        self._write(*log_inputs_record(run_id, datasets))
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         metrics, _ = self._read().get_metric_history(run_id, key)
         return metrics

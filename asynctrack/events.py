@@ -42,6 +42,9 @@ UPDATE_RUN = 21  # run_id, status | None, end_time | None, run_name | None
 DELETE_RUN = 22  # run_id, time
 RESTORE_RUN = 23  # run_id
 DELETE_TAG = 24  # run_id, key
+# run_id, [[dataset_uuid, input_uuid, name, digest, source_type, source, schema, profile,
+#           [[tag key, tag value]...]]...]: the uuids fixed by the caller, as for every record
+LOG_INPUTS = 25
 
 LOGGING_OPS = frozenset({METRIC, PARAM, TAG, BATCH})
 
@@ -61,6 +64,7 @@ FIELDS: dict[int, tuple[str, ...]] = {
     DELETE_RUN: ("run_id", "time"),
     RESTORE_RUN: ("run_id",),
     DELETE_TAG: ("run_id", "key"),
+    LOG_INPUTS: ("run_id", "datasets"),
 }
 
 

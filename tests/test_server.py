@@ -256,6 +256,10 @@ def test_log_inputs_is_honest(asynctrack_server_session):
     assert httpx.post(url + API + "/runs/log-inputs", json={"run_id": run_id}).status_code == 200
     resp = httpx.post(url + API + "/runs/log-inputs", json={"run_id": run_id, "datasets": [
         {"dataset": {"name": "d", "digest": "x", "source_type": "local", "source": "s"}}]})
+    assert resp.status_code == 200  # datasets are stored (tests/test_datasets.py)
+    got = httpx.get(url + API + "/runs/get", params={"run_id": run_id}).json()["run"]["inputs"]
+    assert got == {"dataset_inputs": [{"dataset": {"name": "d", "digest": "x", "source_type": "local", "source": "s"}}]}
+    resp = httpx.post(url + API + "/runs/log-inputs", json={"run_id": run_id, "models": [{"model_id": "m-1"}]})
     assert resp.status_code == 501 and resp.json()["error_code"] == "NOT_IMPLEMENTED"
 
 

@@ -1,6 +1,7 @@
 """The tracking entities of MLflow 3.18 (same constructors, properties, equality and reprs),
 stdlib-only so that importing them stays cheap."""
 
+from asynctrack.entities._dataset import Dataset, DatasetInput, InputTag
 from asynctrack.entities._enums import LifecycleStage, RunStatus, SourceType, ViewType
 from asynctrack.entities._experiment import Experiment
 from asynctrack.entities._file_info import FileInfo
@@ -13,6 +14,9 @@ from asynctrack.entities._run_inputs import RunInputs, RunOutputs
 from asynctrack.entities._tags import ExperimentTag, RunTag
 
 __all__ = [
+    "Dataset",
+    "DatasetInput",
+    "InputTag",
     "Experiment",
     "ExperimentTag",
     "FileInfo",

@@ -27,6 +27,8 @@ from ._experiments import (
 from ._logging import (
     delete_tag,
     flush_async_logging,
+    log_input,
+    log_inputs,
     log_metric,
     log_metrics,
     log_param,
@@ -84,6 +86,8 @@ __all__ = [
     "log_dict",
     "log_figure",
     "log_image",
+    "log_input",
+    "log_inputs",
     "log_metric",
     "log_metrics",
     "log_param",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..client import _now_ms
-from ..entities import Param, RunTag
+from .._inputs import as_entity, dataset_input
+from ..entities import DatasetInput, Param, RunTag
 from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from ..run_operations import RunOperations
 from ..writer import flush_all
@@ -29,13 +30,22 @@ def _run_client(run_id: str | None):
     return run_id, c
 
 
-def _no_models_or_datasets(model_id: Any, dataset: Any) -> None:
-    if model_id is not None or dataset is not None:
+def _no_models_or_datasets(model_id: Any, dataset: Any, run_id: str | None = None, c: Any = None) -> None:
+    """model_id= is refused; dataset= links the dataset to the run first, as MLflow's
+    _log_inputs_for_metrics_if_necessary does (the store links a run to a dataset once)."""
+    if model_id is not None:
         raise MlflowException(
-            "Logging metrics against a logged model or dataset (model_id=, dataset=) is not "
-            "supported by asynctrack yet.",
+            "Logging metrics against a logged model (model_id=) is not supported by asynctrack yet.",
             INVALID_PARAMETER_VALUE,
         )
+    if dataset is not None:
+        c.log_inputs(run_id, datasets=[DatasetInput(as_entity(dataset), tags=[])])
+
+
+def _dataset_fields(dataset: Any) -> dict[str, Any]:
+    if dataset is None:
+        return {}
+    return {"dataset_name": dataset.name, "dataset_digest": dataset.digest}
 
 
 def log_metric(
@@ -56,7 +66,10 @@ def log_metric(
     else:
         run_id, c = _run_client(run_id)
     if model_id is not None or dataset is not None:
-        _no_models_or_datasets(model_id, dataset)
+        _no_models_or_datasets(model_id, dataset, run_id, c)
+        return c.log_metric(
+            run_id, key, value, timestamp, step or 0, synchronous=synchronous, **_dataset_fields(dataset)
+        )
     return c.log_metric(run_id, key, value, timestamp, step or 0, synchronous=synchronous)
 
 
@@ -71,7 +84,8 @@ def log_metrics(
 ) -> RunOperations | None:
     """Log several metrics at one step and time, as one batch."""
     run_id, c = _run_client(run_id)
-    _no_models_or_datasets(model_id, dataset)
+    # MLflow links the dataset per metric logged: none for an empty dict.
+    _no_models_or_datasets(model_id, dataset if metrics else None, run_id, c)
     timestamp = timestamp if timestamp is not None else _now_ms()
     return c._log_metric_dict(run_id, metrics, timestamp, step or 0, synchronous)
 
@@ -104,6 +118,35 @@ def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> RunOperat
 def delete_tag(key: str) -> None:
     run_id, c = _run_client(None)
     c.delete_tag(run_id, key)
+
+
+def log_input(dataset: Any = None, context: str | None = None, tags: dict[str, str] | None = None,
+              model: Any = None) -> None:
+    """Link a dataset (with a context, e.g. ``training``, and tags) to the active run."""
+    run_id, c = _run_client(None)
+    datasets = [dataset_input(dataset, context, tags)] if dataset else None
+    c.log_inputs(run_id=run_id, datasets=datasets, models=[model] if model else None)
+
+
+def log_inputs(
+    datasets: list[Any] | None = None,
+    contexts: list[str | None] | None = None,
+    tags_list: list[dict[str, str] | None] | None = None,
+    models: list[Any] | None = None,
+) -> None:
+    """Link several datasets to the active run: ``datasets``, ``contexts`` and ``tags_list``
+    of the same length (None entries allowed)."""
+    run_id, c = _run_client(None)
+    datasets, contexts, tags_list = datasets or [], contexts or [], tags_list or []
+    if not (len(datasets) == len(contexts) == len(tags_list)):
+        raise MlflowException(
+            "`mlflow.log_inputs` requires `datasets`, `contexts`, `tags_list` to be "
+            "non-empty list and have the same length."
+        )
+    if models:
+        raise MlflowException("'models' argument is only supported by Databricks managed MLflow.")
+    inputs = [dataset_input(d, ctx, tags) for d, ctx, tags in zip(datasets, contexts, tags_list)]
+    c.log_inputs(run_id=run_id, datasets=inputs, models=None)  # None entries fail as in MLflow
 
 
 def flush_async_logging() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..entities import ViewType
+from ..entities import Dataset, DatasetInput, InputTag, ViewType
 from ..exceptions import INVALID_PARAMETER_VALUE, NOT_IMPLEMENTED, MlflowException
 from . import _json
 from ._context import Request
@@ -173,14 +173,28 @@ def log_inputs(backend, req: Request) -> dict:
         "LogInputs",
         {"run_id": [assert_required, assert_string], "datasets": [assert_array], "models": [assert_array]},
     )
-    backend.client.get_run(msg.run_id)  # an unknown run is RESOURCE_DOES_NOT_EXIST, as in MLflow
-    if msg.datasets or msg.models:
+    if msg.models:
+        backend.client.get_run(msg.run_id)  # an unknown run is RESOURCE_DOES_NOT_EXIST, as in MLflow
         raise MlflowException(
-            "LogInputs with datasets or models is not supported by asynctrack's server: "
-            "asynctrack does not store dataset or model inputs yet.",
+            "LogInputs with models is not supported by asynctrack's server: "
+            "asynctrack does not store logged-model inputs yet.",
             NOT_IMPLEMENTED,
         )
+    backend.client.log_inputs(msg.run_id, datasets=[_dataset_input(d) for d in msg.datasets or []])
     return {}
+
+
+def _dataset_input(d: dict) -> DatasetInput:
+    """A DatasetInput message as MLflow's DatasetInput.from_proto reads it: an absent string is
+    empty, an absent schema or profile None."""
+    ds = d.get("dataset") or {}
+    return DatasetInput(
+        Dataset(
+            ds.get("name", ""), ds.get("digest", ""), ds.get("source_type", ""), ds.get("source", ""),
+            ds.get("schema"), ds.get("profile"),
+        ),
+        [InputTag(t.get("key", ""), t.get("value", "")) for t in d.get("tags") or []],
+    )
 
 
 _VIEW = {"ACTIVE_ONLY": ViewType.ACTIVE_ONLY, "DELETED_ONLY": ViewType.DELETED_ONLY, "ALL": ViewType.ALL}

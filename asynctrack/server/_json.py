@@ -107,9 +107,30 @@ def run(r: Any, outputs: bool = True) -> dict[str, Any]:
         data["params"] = _tags(r.data.params)
     if r.data.tags:
         data["tags"] = _tags(r.data.tags)
-    out: dict[str, Any] = {"info": run_info(r.info), "data": data, "inputs": {}}
+    inputs = r.inputs.dataset_inputs if r.inputs is not None else []
+    out: dict[str, Any] = {
+        "info": run_info(r.info),
+        "data": data,
+        "inputs": {"dataset_inputs": [dataset_input(d) for d in inputs]} if inputs else {},
+    }
     if outputs:
         out["outputs"] = {}
+    return out
+
+
+def dataset_input(d: Any) -> dict[str, Any]:
+    """A DatasetInput message: its tags (when any), then its dataset (schema and profile when
+    set, as MLflow's to_proto)."""
+    ds = d.dataset
+    dataset = {"name": ds.name, "digest": ds.digest, "source_type": ds.source_type, "source": ds.source}
+    if ds.schema:
+        dataset["schema"] = ds.schema
+    if ds.profile:
+        dataset["profile"] = ds.profile
+    out: dict[str, Any] = {}
+    if d.tags:
+        out["tags"] = [{"key": t.key, "value": t.value} for t in d.tags]
+    out["dataset"] = dataset
     return out
 
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...entities import (
+    Dataset,
+    DatasetInput,
     Experiment,
     ExperimentTag,
+    InputTag,
     Metric,
     Param,
     Run,
@@ -82,6 +85,18 @@ def run(js: dict) -> Run:
             params=[Param(p.get("key", ""), p.get("value", "")) for p in data.get("params", ())],
             tags=[RunTag(t.get("key", ""), t.get("value", "")) for t in data.get("tags", ())],
         ),
-        RunInputs(),
+        RunInputs(dataset_inputs=[dataset_input(d) for d in (js.get("inputs") or {}).get("dataset_inputs", ())]),
         RunOutputs(),
+    )
+
+
+def dataset_input(js: dict) -> DatasetInput:
+    """As MLflow's DatasetInput.from_proto: an absent schema or profile is None."""
+    ds = js.get("dataset") or {}
+    return DatasetInput(
+        Dataset(
+            ds.get("name", ""), ds.get("digest", ""), ds.get("source_type", ""), ds.get("source", ""),
+            ds.get("schema"), ds.get("profile"),
+        ),
+        [InputTag(t.get("key", ""), t.get("value", "")) for t in js.get("tags", ())],
     )

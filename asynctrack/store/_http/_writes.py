@@ -55,6 +55,7 @@ _LIFECYCLE_ENDPOINTS = {
     ev.DELETE_RUN: "/mlflow/runs/delete",
     ev.RESTORE_RUN: "/mlflow/runs/restore",
     ev.DELETE_TAG: "/mlflow/runs/delete-tag",
+    ev.LOG_INPUTS: "/mlflow/runs/log-inputs",
 }
 _NOT_IDEMPOTENT = frozenset({ev.CREATE_EXPERIMENT, ev.CREATE_RUN})
 _LOG_BATCH = API_PREFIX + "/mlflow/runs/log-batch"
@@ -129,7 +130,25 @@ def lifecycle_body(record: tuple) -> dict:
         return {"run_id": f[0]}
     if op == ev.DELETE_TAG:
         return {"run_id": f[0], "key": f[1]}
+    if op == ev.LOG_INPUTS:
+        return {"run_id": f[0], "datasets": [_dataset_input(d) for d in f[1]]}
     raise MlflowException(f"Unsupported record op {op}")
+
+
+def _dataset_input(entry: Sequence) -> dict:
+    """A LOG_INPUTS entry as MLflow's DatasetInput.to_proto: tags (when any), then the dataset
+    (schema and profile when set). The uuids stay here: the server makes its own."""
+    _dataset_uuid, _input_uuid, name, digest, source_type, source, schema, profile, tags = entry
+    dataset = {"name": name, "digest": digest, "source_type": source_type, "source": source}
+    if schema:
+        dataset["schema"] = schema
+    if profile:
+        dataset["profile"] = profile
+    out: dict = {}
+    if tags:
+        out["tags"] = [{"key": k, "value": v} for k, v in tags]
+    out["dataset"] = dataset
+    return out
 
 
 def _logging_parts(record: tuple) -> tuple[str, list, list, list]:

@@ -16,6 +16,7 @@ from collections.abc import Generator, Iterable, Sequence
 from typing import Any
 
 from ... import events as ev
+from ...exceptions import BAD_REQUEST, MlflowException
 from .._schema_rules import artifact_location
 from .rules import (
     ACTIVE,
@@ -236,6 +237,79 @@ def _delete_tag(op: int, run_id: str, key: str) -> Steps:
         raise no_run_tag(run_id, key)
 
 
+_INSERT_DATASET = (
+    "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, dataset_source_type,"
+    " dataset_source, dataset_schema, dataset_profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_INPUT = (
+    "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id,"
+    " step) VALUES (?, 'DATASET', ?, 'RUN', ?, 0)"
+)
+
+
+def _integrity(columns: str) -> MlflowException:
+    """A unique key refused a log_inputs row: MLflow's session reports its IntegrityError as
+    BAD_REQUEST (the rows of that call are not stored)."""
+    return MlflowException(f"(IntegrityError) UNIQUE constraint failed: {columns}", BAD_REQUEST)
+
+
+def _log_inputs(op: int, run_id: str, datasets: Sequence[Sequence]) -> Steps:
+    """MLflow's SqlAlchemyStore.log_inputs: the run must exist and be active; inputs with the
+    same (name, digest) count once (the first); a dataset already in the experiment under that
+    (name, digest) is reused as it is; a run's link to a dataset is made once, with its tags."""
+    row = yield Step("SELECT lifecycle_stage, experiment_id FROM runs WHERE run_uuid = ?", (run_id,), ROW)
+    refused = run_refusal(op, run_id, None if row is None else row[0])
+    if refused is not None:
+        raise refused
+    experiment_id = row[1]
+    firsts: dict[tuple, Sequence] = {}
+    for d in datasets:
+        firsts.setdefault((d[2], d[3]), d)
+    for key, d in firsts.items():
+        dataset_uuid, input_uuid, name, digest, source_type, source, schema, profile, tags = d
+        found = yield Step(
+            "SELECT dataset_uuid FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
+            (experiment_id, name, digest),
+            ROW,
+        )
+        if found is not None:
+            dataset_uuid = found[0]
+        else:
+            try:
+                yield Step(
+                    _INSERT_DATASET,
+                    (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile),
+                )
+            except Conflict:  # stored by a concurrent log_inputs since the SELECT
+                raise _integrity("datasets.experiment_id, datasets.name, datasets.digest") from None
+        linked = yield Step(
+            "SELECT 1 FROM inputs WHERE source_type = 'DATASET' AND source_id = ?"
+            " AND destination_type = 'RUN' AND destination_id = ?",
+            (dataset_uuid, run_id),
+            ROW,
+        )
+        if linked is not None:
+            continue
+        try:
+            yield Step(_INSERT_INPUT, (input_uuid, dataset_uuid, run_id))
+        except Conflict:
+            raise _integrity(
+                "inputs.source_type, inputs.source_id, inputs.destination_type, inputs.destination_id"
+            ) from None
+        if tags:
+            try:
+                yield Step(
+                    "INSERT INTO input_tags (input_uuid, name, value) VALUES (?, ?, ?)",
+                    [(input_uuid, k, v) for k, v in tags],
+                    MANY,
+                )
+            except Conflict as conflict:  # one key twice (a tag named like the context's)
+                rows = [(input_uuid, k, v) for k, v in tags]
+                if "insert_input_tags" not in conflict.statements:
+                    raise _integrity("input_tags.input_uuid, input_tags.name") from None
+                raise MlflowException(conflict.detail("insert_input_tags", rows), BAD_REQUEST) from None
+
+
 _HANDLERS = {
     ev.DELETE_EXPERIMENT: _delete_or_restore_experiment,
     ev.RESTORE_EXPERIMENT: _delete_or_restore_experiment,
@@ -247,4 +321,5 @@ _HANDLERS = {
     ev.DELETE_RUN: _delete_or_restore_run,
     ev.RESTORE_RUN: _delete_or_restore_run,
     ev.DELETE_TAG: _delete_tag,
+    ev.LOG_INPUTS: _log_inputs,
 }

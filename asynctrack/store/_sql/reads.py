@@ -11,8 +11,11 @@ import json
 from typing import Any, Protocol
 
 from ...entities import (
+    Dataset,
+    DatasetInput,
     Experiment,
     ExperimentTag,
+    InputTag,
     Metric,
     Param,
     Run,
@@ -104,7 +107,38 @@ def run(conn: Reader, run_id: str) -> Run:
     tags = [
         RunTag(k, v) for k, v in conn.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,))
     ]
-    return Run(info, RunData(metrics=metrics, params=params, tags=tags), RunInputs(dataset_inputs=[]))
+    inputs = dataset_inputs(conn, [run_id]).get(run_id, [])
+    return Run(info, RunData(metrics=metrics, params=params, tags=tags), RunInputs(dataset_inputs=inputs))
+
+
+def dataset_inputs(conn: Any, run_ids: list[str], mark: str = "?") -> dict[str, list[DatasetInput]]:
+    """The dataset inputs of runs (run id -> DatasetInputs with their tags), by MLflow's
+    query (_get_run_inputs): inputs joined to their datasets, their tags outer-joined.
+    ``mark``: the connection's placeholder (``?``; a raw psycopg connection's ``%s``)."""
+    out: dict[str, dict[str, DatasetInput]] = {}
+    for start in range(0, len(run_ids), 500):
+        chunk = run_ids[start : start + 500]
+        sql = (
+            "SELECT inputs.destination_id AS run_uuid, datasets.dataset_uuid, datasets.name,"
+            " datasets.digest, datasets.dataset_source_type, datasets.dataset_source,"
+            " datasets.dataset_schema, datasets.dataset_profile, input_tags.name, input_tags.value"
+            " FROM inputs JOIN datasets ON inputs.source_id = datasets.dataset_uuid"
+            " LEFT OUTER JOIN input_tags ON input_tags.input_uuid = inputs.input_uuid"
+            f" WHERE inputs.destination_type = 'RUN' AND inputs.destination_id IN"
+            f" ({', '.join([mark] * len(chunk))}) ORDER BY run_uuid"
+        )
+        for run_uuid, dataset_uuid, name, digest, stype, source, schema, profile, tkey, tvalue in conn.execute(
+            sql, tuple(chunk)
+        ):
+            per_run = out.setdefault(run_uuid, {})
+            entry = per_run.get(dataset_uuid)
+            if entry is None:
+                entry = per_run[dataset_uuid] = DatasetInput(
+                    Dataset(name, digest, stype, source, schema, profile), tags=[]
+                )
+            if tkey is not None:
+                entry.tags.append(InputTag(tkey, tvalue))
+    return {run_uuid: list(per_run.values()) for run_uuid, per_run in out.items()}
 
 
 def run_state(conn: Reader, run_id: str) -> tuple[str, str] | None:

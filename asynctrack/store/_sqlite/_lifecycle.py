@@ -21,6 +21,7 @@ _AS_SQLALCHEMY = {
     "rename_experiment": (
         "UPDATE experiments SET name=?, last_update_time=? WHERE experiments.experiment_id = ?"
     ),
+    "insert_input_tags": "INSERT INTO input_tags (input_uuid, name, value) VALUES (?, ?, ?)",
 }
 
 
