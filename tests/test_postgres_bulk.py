@@ -659,3 +659,49 @@ async def test_writer_redoes_a_batch_that_needs_a_savepoint(conn, db, monkeypatc
         assert await rows(conn, "SELECT count(*) FROM metrics WHERE key = 'b'") == [(0,)]
     finally:
         await writer.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("way", ["records", "block"])
+async def test_writer_stores_one_point_by_one_statement_under_the_rules(conn, db, monkeypatch, way):
+    """A batch of one finite point (a synchronous log_metric) is checked, stored and upserted
+    by one statement; a point of a deleted or missing run, a duplicate, a refused key or a NaN
+    get what the general way gives them."""
+    from asynctrack.store._postgres.writes import PostgresWriter
+
+    statements = []
+    real_fetchval = asyncpg.Connection.fetchval
+
+    async def fetchval(self, query, *args, **kwargs):
+        statements.append(query)
+        return await real_fetchval(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetchval", fetchval)
+    writer = PostgresWriter(db, "/a", "the test database")
+
+    async def write(point):
+        if way == "block":
+            return await writer.apply(ev.decode_metric_block([ev.encode_metric(*point)]))
+        return await writer.apply([rec(ev.METRIC, *point)])
+
+    try:
+        run_id = await new_run(conn)
+        deleted = await new_run(conn, stage="deleted")
+        assert await write((run_id, "m", 2.5, 10, 3)) == [None]
+        assert statements == [_bulk._ONE_POINT]
+        assert await write((run_id, "m", 1.5, 10, 2)) == [None]  # lower: latest stays
+        assert await write((run_id, "m", 2.5, 10, 3)) == [None]  # a duplicate: stored once
+        assert await rows(conn, "SELECT value, step FROM metrics ORDER BY step") == [(1.5, 2), (2.5, 3)]
+        assert await rows(conn, "SELECT value, step FROM latest_metrics") == [(2.5, 3)]
+
+        out = await write((deleted, "m", 1.0, 10, 1))
+        assert codes(out) == ["INVALID_PARAMETER_VALUE"] and "must be in the 'active' state" in str(out[0])
+        out = await write(("f" * 32, "m", 1.0, 10, 1))
+        assert codes(out) == ["RESOURCE_DOES_NOT_EXIST"]
+        out = await write((run_id, "k" * 251, 1.0, 10, 9))
+        assert codes(out) == ["INTERNAL_ERROR"] and "character varying(250)" in str(out[0])
+        assert await write((run_id, "n", math.nan, 10, 1)) == [None]  # not finite: the general way
+        assert await rows(conn, "SELECT value, is_nan FROM metrics WHERE key = 'n'") == [(0.0, True)]
+        assert await rows(conn, "SELECT count(*) FROM metrics WHERE run_uuid <> $1", run_id) == [(0,)]
+    finally:
+        await writer.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import operator
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -92,6 +93,17 @@ _INSERT_WITH_LATEST = (
     f"INSERT INTO latest_metrics ({_LATEST_COLUMNS}) "
     "SELECT * FROM unnest($7::text[], $8::float8[], $9::int8[], $10::int8[], $11::boolean[], $12::text[]) "
     f"{_ON_LATEST_CONFLICT}"
+)
+# One point (a synchronous log_metric) checked, stored and upserted by one statement, one round
+# trip where the general way takes two: nothing is written unless its run is active, and the
+# count of active runs found (0 or 1) says which.
+_ONE_POINT = (
+    "WITH ok AS (SELECT run_uuid FROM runs WHERE run_uuid = $5::text AND lifecycle_stage = 'active'), "
+    'stored AS (INSERT INTO metrics (key, value, "timestamp", step, is_nan, run_uuid) '
+    "SELECT $1::text, $2::float8, $3::int8, $4::int8, false, run_uuid FROM ok), "
+    f"latest AS (INSERT INTO latest_metrics ({_LATEST_COLUMNS}) "
+    f"SELECT $1::text, $2::float8, $3::int8, $4::int8, false, run_uuid FROM ok {_ON_LATEST_CONFLICT}) "
+    "SELECT count(*) FROM ok"
 )
 _RUN_STAGES = "SELECT run_uuid, lifecycle_stage FROM runs WHERE run_uuid = ANY($1::text[])"
 _EXISTING_PARAMS = (
@@ -330,6 +342,23 @@ async def apply_metric_block(
             if not is_statement_error(exc):
                 raise
     await apply_logging(conn, list(block), 0, len(block), outcomes, savepoint=savepoint)
+
+
+async def store_one_point(conn: asyncpg.Connection, record: tuple) -> bool:
+    """A batch of one METRIC record (a synchronous log_metric) written with no savepoint
+    (see ``apply_logging``), by one statement when its value is finite: True if stored; False
+    if nothing was written because its run is not active or not there, or the value is not
+    finite (the general way then applies the rules). Raises ``Redo`` as ``apply_logging``."""
+    if len(record) != 7 or record[1] != ev.METRIC:
+        return False
+    _, _, run_id, key, value, ts, step = record
+    try:
+        if not math.isfinite(value):
+            return False
+    except TypeError:
+        return False
+    with _redo_instead():  # a duplicate or a refused value: the careful way sorts it out
+        return bool(await conn.fetchval(_ONE_POINT, key, value, ts, step, run_id))
 
 
 @contextlib.contextmanager

@@ -147,6 +147,8 @@ class PostgresWriter:
         """``careful=False``: a batch of logging records only is written with no savepoint of
         its own (the transaction's rollback is one; see ``_bulk.Redo``)."""
         outcomes: list[Any] = [None] * len(records)
+        if not careful and len(records) == 1 and await _bulk.store_one_point(conn, records[0]):
+            return outcomes
         if type(records) is ev.MetricBlock:  # the usual batch: metric points, decoded flat
             await _bulk.apply_metric_block(conn, records, outcomes, savepoint=careful)
             return outcomes
