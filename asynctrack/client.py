@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from itertools import zip_longest
 from typing import Any
 
+from ._client_models import LoggedModelCalls
 from . import events
 from . import _validation as v
 from ._names import generate_run_name
@@ -115,7 +116,7 @@ def _has_int_beyond_sqlite(value: Any) -> bool:
     return False
 
 
-class MlflowClient:
+class MlflowClient(LoggedModelCalls):
     """Client of an MLflow tracking store, with MLflow 3.18's signatures and behaviour."""
 
     def __init__(
