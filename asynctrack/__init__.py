@@ -14,12 +14,17 @@ from .tracking_uri import get_tracking_uri, is_tracking_uri_set, set_tracking_ur
 __version__ = "0.1.0"
 
 
+# Loaded on first use, as ``mlflow.artifacts`` or ``mlflow.sklearn`` is reached: the model
+# packages need the optional extras (scikit-learn, cloudpickle, PyYAML).
+_LAZY = ("artifacts", "models", "pyfunc", "sklearn")
+
+
 def __getattr__(name: str):
-    """``asynctrack.artifacts`` loads on first use, as ``mlflow.artifacts`` is reached."""
-    if name == "artifacts":
+    """``asynctrack.artifacts``, ``.models``, ``.pyfunc`` and ``.sklearn`` load on first use."""
+    if name in _LAZY:
         import importlib
 
-        return importlib.import_module(".artifacts", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
@@ -27,6 +32,9 @@ __all__ = [
     "MlflowException",
     "RunOperations",
     "artifacts",
+    "models",
+    "pyfunc",
+    "sklearn",
     "entities",
     "exceptions",
     "get_tracking_uri",

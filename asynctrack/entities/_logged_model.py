@@ -72,20 +72,21 @@ class LoggedModel:
         return f"models:/{self.model_id}"
 
     def to_dictionary(self) -> dict[str, Any]:
+        """MLflow's: the properties by name (sorted), ``status`` as its int, no ``model_uri``."""
         return {
-            "model_id": self.model_id,
-            "experiment_id": self.experiment_id,
-            "name": self.name,
             "artifact_location": self.artifact_location,
             "creation_timestamp": self.creation_timestamp,
+            "experiment_id": self.experiment_id,
             "last_updated_timestamp": self.last_updated_timestamp,
+            "metrics": self.metrics,
+            "model_id": self.model_id,
             "model_type": self.model_type,
+            "name": self.name,
+            "params": self.params,
             "source_run_id": self.source_run_id,
-            "status": str(self.status),
+            "status": self.status.to_int(),
             "status_message": self.status_message,
             "tags": self.tags,
-            "params": self.params,
-            "metrics": self.metrics,
         }
 
     def __eq__(self, other: object) -> bool:

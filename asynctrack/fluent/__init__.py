@@ -46,6 +46,14 @@ from ._runs import (
     restore_run,
     start_run,
 )
+from ._models import (
+    create_logged_model,
+    delete_logged_model_tag,
+    finalize_logged_model,
+    get_logged_model,
+    search_logged_models,
+    set_logged_model_tags,
+)
 from ._search import search_experiments, search_runs
 
 from . import _preemption
@@ -53,6 +61,12 @@ from . import _preemption
 _preemption.install()
 
 __all__ = [
+    "set_logged_model_tags",
+    "search_logged_models",
+    "get_logged_model",
+    "finalize_logged_model",
+    "delete_logged_model_tag",
+    "create_logged_model",
     "ActiveRun",
     "active_run",
     "create_experiment",
