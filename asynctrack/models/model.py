@@ -16,6 +16,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import uuid
 from typing import Any
 
@@ -190,13 +191,37 @@ def _version(package: str) -> str | None:
 
 
 def default_requirements(packages: list[str]) -> list[str]:
-    """``mlflow==3.18.0`` (the reader of this format) first, as MLflow lists itself, then the
-    installed versions of the packages the model's loading imports, sorted."""
+    """The installed versions of the packages the model's loading imports, sorted."""
     reqs = set()
     for pkg in packages:
         version = _version(pkg)
         reqs.add(f"{pkg}=={version}" if version else pkg)
-    return [f"mlflow=={MLFLOW_FORMAT_VERSION}", *sorted(reqs)]
+    return sorted(reqs)
+
+
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def process_requirements(
+    default: list[str], pip_requirements: list[str] | None, extra: list[str] | None
+) -> list[str]:
+    """MLflow's ``_process_pip_requirements``: the caller's list, or the default plus the extra
+    ones; ``mlflow==3.18.0`` first unless one names mlflow already (the reader of this
+    format); duplicates dropped, first kept."""
+    if pip_requirements is not None:
+        reqs = list(pip_requirements)
+    else:
+        reqs = list(default) + list(extra or [])
+    names = [(m.group(1).lower() if (m := _REQ_NAME.match(r)) else r) for r in reqs]
+    if "mlflow" not in names:
+        reqs.insert(0, f"mlflow=={MLFLOW_FORMAT_VERSION}")
+    seen: set[str] = set()
+    out = []
+    for r in reqs:
+        if r not in seen:
+            seen.add(r)
+            out.append(r)
+    return out
 
 
 def write_environment(path: str, requirements: list[str]) -> None:

@@ -25,6 +25,7 @@ from ..models.model import (
     PYTHON_ENV_FILE,
     Model,
     default_requirements,
+    process_requirements,
     save_example,
     total_size,
     write_environment,
@@ -64,9 +65,13 @@ def _dump(sk_model: Any, out: str, fmt: str, trusted: list[str] | None) -> None:
     if fmt == SERIALIZATION_FORMAT_SKOPS:
         _require("skops.io", "skops").dump(sk_model, out)
         return
-    module = _require("cloudpickle") if fmt == SERIALIZATION_FORMAT_CLOUDPICKLE else __import__("pickle")
+    import pickle
+
+    module = _require("cloudpickle") if fmt == SERIALIZATION_FORMAT_CLOUDPICKLE else pickle
     with open(out, "wb") as f:
-        module.dump(sk_model, f)
+        # Python's default protocol, as MLflow (cloudpickle's own default is the highest,
+        # which older Pythons cannot read: mlflow/mlflow#5419).
+        module.dump(sk_model, f, protocol=pickle.DEFAULT_PROTOCOL)
 
 
 def save_model(
@@ -134,13 +139,10 @@ def save_model(
         if size := total_size(path):
             model.model_size_bytes = size
         model.save(os.path.join(path, MLMODEL_FILE_NAME))
-        if pip_requirements is not None:
-            reqs = list(pip_requirements)
-        else:
-            extra = ["cloudpickle"] if fmt == SERIALIZATION_FORMAT_CLOUDPICKLE else []
-            extra += ["skops"] if fmt == SERIALIZATION_FORMAT_SKOPS else []
-            reqs = default_requirements(["numpy", "pandas", "scikit-learn", "scipy", *extra])
-        reqs += list(extra_pip_requirements or [])
+        extra = ["cloudpickle"] if fmt == SERIALIZATION_FORMAT_CLOUDPICKLE else []
+        extra += ["skops"] if fmt == SERIALIZATION_FORMAT_SKOPS else []
+        default = default_requirements(["numpy", "pandas", "scikit-learn", "scipy", *extra])
+        reqs = process_requirements(default, pip_requirements, extra_pip_requirements)
         write_environment(path, reqs)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
