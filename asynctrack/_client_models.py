@@ -7,16 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from .entities._paged_list import PagedList
-from .entities._logged_model import LoggedModel, LoggedModelStatus
+from .entities._logged_model import LoggedModel, LoggedModelOutput, LoggedModelStatus
 from .exceptions import INVALID_PARAMETER_VALUE, MlflowException
-
-
-class LoggedModelOutput:
-    """A model a run produced, at a step (MLflow's ``LoggedModelOutput``)."""
-
-    def __init__(self, model_id: str, step: int) -> None:
-        self.model_id = model_id
-        self.step = step
 
 
 class LoggedModelCalls:

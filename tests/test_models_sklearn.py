@@ -18,7 +18,7 @@ pytest.importorskip("cloudpickle")
 from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
 
 import asynctrack as mlflow  # noqa: E402
-from asynctrack.entities import LoggedModel, LoggedModelStatus  # noqa: E402
+from asynctrack.entities import LoggedModel, LoggedModelOutput, LoggedModelStatus  # noqa: E402
 from asynctrack.exceptions import MlflowException  # noqa: E402
 
 X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [1, 2, 4, 3]})
@@ -221,6 +221,7 @@ def test_log_model_rows_and_uris(fluent, model):
     assert "t" not in tags
     (inp,) = _rows(fluent, "inputs")
     assert inp[1:] == ("RUN_OUTPUT", run_id, "MODEL_OUTPUT", mid, 3)
+    assert fluent.get_run(run_id).outputs.model_outputs == [LoggedModelOutput(mid, 3)]
     assert sorted(os.listdir(location)) == [
         "MLmodel", "conda.yaml", "input_example.json", "model.pkl", "python_env.yaml",
         "requirements.txt", "serving_input_example.json",
@@ -301,3 +302,13 @@ def test_create_and_finalize_logged_model(fluent):
     assert done.last_updated_timestamp >= m.last_updated_timestamp
     unnamed = fluent.create_logged_model()
     assert unnamed.name and "-" in unnamed.name
+
+
+def test_requirements_as_mlflow_processes_them(tmp_path, model):
+    mlflow.sklearn.save_model(model, tmp_path / "a", pip_requirements=["scikit-learn", "x==1", "x==1"])
+    assert (tmp_path / "a" / "requirements.txt").read_text() == "mlflow==3.18.0\nscikit-learn\nx==1"
+    mlflow.sklearn.save_model(model, tmp_path / "b", pip_requirements=["mlflow>=3", "numpy"])
+    assert (tmp_path / "b" / "requirements.txt").read_text() == "mlflow>=3\nnumpy"
+    mlflow.sklearn.save_model(model, tmp_path / "c", extra_pip_requirements=["extra-pkg"])
+    reqs = (tmp_path / "c" / "requirements.txt").read_text().splitlines()
+    assert reqs[0] == "mlflow==3.18.0" and reqs[-1] == "extra-pkg" and len(reqs) == 7

@@ -4,7 +4,7 @@ stdlib-only so that importing them stays cheap."""
 from asynctrack.entities._enums import LifecycleStage, RunStatus, SourceType, ViewType
 from asynctrack.entities._experiment import Experiment
 from asynctrack.entities._file_info import FileInfo
-from asynctrack.entities._logged_model import LoggedModel, LoggedModelStatus
+from asynctrack.entities._logged_model import LoggedModel, LoggedModelOutput, LoggedModelStatus
 from asynctrack.entities._metric import Metric
 from asynctrack.entities._param import Param
 from asynctrack.entities._run import Run
@@ -19,6 +19,7 @@ __all__ = [
     "FileInfo",
     "LifecycleStage",
     "LoggedModel",
+    "LoggedModelOutput",
     "LoggedModelStatus",
     "Metric",
     "Param",

@@ -34,6 +34,23 @@ _TO_INT = {
 _FROM_INT = {v: k for k, v in _TO_INT.items()}
 
 
+class LoggedModelOutput:
+    """A model a run produced, at a step (MLflow's ``LoggedModelOutput``)."""
+
+    def __init__(self, model_id: str, step: int) -> None:
+        self.model_id = model_id
+        self.step = step
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LoggedModelOutput) and self.__dict__ == other.__dict__
+
+    def to_dictionary(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "step": self.step}
+
+    def __repr__(self) -> str:
+        return f"LoggedModelOutput(model_id={self.model_id!r}, step={self.step!r})"
+
+
 class LoggedModel:
     """A model logged in an experiment (MLflow 3), with its tags, params and metrics."""
 

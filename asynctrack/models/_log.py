@@ -56,9 +56,8 @@ def log_model(
 
     from .. import fluent
     from ..client import MlflowClient
-    from ..entities._logged_model import LoggedModelStatus
+    from ..entities._logged_model import LoggedModelOutput, LoggedModelStatus
     from ..fluent._context import resolve_tags
-    from .._client_models import LoggedModelOutput
 
     if artifact_path is not None:
         warnings.warn(

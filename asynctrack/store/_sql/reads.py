@@ -19,8 +19,10 @@ from ...entities import (
     RunData,
     RunInfo,
     RunInputs,
+    RunOutputs,
     RunTag,
 )
+from ...entities._logged_model import LoggedModelOutput
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from .rules import experiment_not_found, run_not_found
 
@@ -104,7 +106,22 @@ def run(conn: Reader, run_id: str) -> Run:
     tags = [
         RunTag(k, v) for k, v in conn.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,))
     ]
-    return Run(info, RunData(metrics=metrics, params=params, tags=tags), RunInputs(dataset_inputs=[]))
+    # The models the run logged (MLflow 3's RUN_OUTPUT inputs rows); a run without any keeps
+    # no outputs, as before logged models existed.
+    outputs = [
+        LoggedModelOutput(model_id, step)
+        for model_id, step in conn.execute(
+            "SELECT destination_id, step FROM inputs WHERE source_type = 'RUN_OUTPUT' "
+            "AND source_id = ? AND destination_type = 'MODEL_OUTPUT'",
+            (run_id,),
+        ).fetchall()
+    ]
+    return Run(
+        info,
+        RunData(metrics=metrics, params=params, tags=tags),
+        RunInputs(dataset_inputs=[]),
+        RunOutputs(outputs) if outputs else None,
+    )
 
 
 def run_state(conn: Reader, run_id: str) -> tuple[str, str] | None:
