@@ -26,6 +26,19 @@ pytestmark = [pytest.mark.mlflow, oracle.needs_mlflow]
 X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [1, 2, 4, 3]})
 Y = [1.0, 2.0, 3.5, 3.9]
 
+SEARCHES = [
+    "",
+    "name = 'reg'",
+    "name != 'reg'",
+    "params.alpha = '0.5'",
+    "params.alpha IN ('0.5', '1')",
+    "tags.stage = 'prod' AND name = 'reg'",
+    "model_type = 'c'",
+    "name LIKE 're%'",
+    "name ILIKE 'OTH%'",
+    "tags.stage = 'none'",
+]
+
 _ORACLE_SETUP = """
 import os, warnings, logging
 warnings.simplefilter("ignore")
@@ -76,6 +89,18 @@ def test_mlflow_loads_and_searches_what_asynctrack_logged(shared, tmp_path):
         info = mlflow.sklearn.log_model(model, name="reg", input_example=X.iloc[:2], model_type="r")
     mlflow.set_logged_model_tags(info.model_id, {"stage": "prod"})
     ours = _fields(mlflow.get_logged_model(info.model_id))
+    # two more models to search among (no run: source_run_id NULL)
+    mlflow.create_logged_model(name="other", params={"alpha": "1"}, tags={"stage": "dev"})
+    mlflow.create_logged_model(name="reg", model_type="c", params={"beta": "x"})
+    mine = {
+        flt: [m.model_id for m in mlflow.search_logged_models(filter_string=flt, output_format="list")]
+        for flt in SEARCHES
+    }
+    by_name = [
+        m.model_id for m in mlflow.search_logged_models(
+            order_by=[{"field_name": "name", "ascending": False}], output_format="list"
+        )
+    ]
     out = oracle.run(
         _ORACLE_SETUP
         + """
@@ -90,6 +115,10 @@ res = {
     "search_param": [m.model_id for m in c.search_logged_models(["0"], filter_string="params.alpha = '0.5'")],
     "run_outputs": [o.model_id for o in c.get_run(rid).outputs.model_outputs],
     "signature": mlflow.models.get_model_info(f"models:/{mid}").signature.to_dict(),
+    "searches": {f: [m.model_id for m in c.search_logged_models(["0"], filter_string=f)]
+                 for f in ARGS["searches"]},
+    "by_name": [m.model_id for m in c.search_logged_models(
+        ["0"], order_by=[{"field_name": "name", "ascending": False}])],
 }
 _out(res)
 """,
@@ -97,14 +126,19 @@ _out(res)
         uri=shared,
         model_id=info.model_id,
         run_id=run.info.run_id,
+        searches=SEARCHES,
     )
     expected = model.predict(X).tolist()
     assert out["pyfunc"] == expected and out["sklearn_runs"] == expected
     assert out["get"] == ours
     assert out["get"]["status"] == "READY" and out["get"]["params"] == {"alpha": "0.5"}
-    assert out["search"] == out["search_tag"] == out["search_param"] == [info.model_id]
+    assert out["search_tag"] == out["search_param"] == [info.model_id]
+    assert out["search"][1:] == [info.model_id] and len(out["search"]) == 2  # newest first
     assert out["run_outputs"] == [info.model_id]
     assert out["signature"] == info.signature.to_dict()
+    assert out["searches"] == mine
+    assert out["by_name"] == by_name
+    assert [len(mine[f]) for f in SEARCHES] == [3, 2, 1, 1, 2, 1, 1, 2, 1, 0]
 
 
 def test_asynctrack_loads_what_mlflow_logged(shared, tmp_path):
