@@ -42,6 +42,18 @@ class LoggedModelCalls:
         return self._read().finalize_logged_model(model_id, status)  # type: ignore[attr-defined]
 
     def set_logged_model_tags(self, model_id: str, tags: dict[str, Any]) -> None:
+        """MLflow's client checks that the model can be read first, and says so if not."""
+        _model_id_given(model_id)
+        try:
+            self.get_logged_model(model_id)
+        except Exception as exc:
+            raise MlflowException(
+                f"Failed to get logged model with ID {model_id}. You may not have access to "
+                "the logged model, or the logged model may have been deleted. If you are "
+                "attempting to set tags on a Registered Model Version, use "
+                "`set_model_version_tag` instead.",
+                INVALID_PARAMETER_VALUE,
+            ) from exc
         self._read().set_logged_model_tags(model_id, _strs(tags))  # type: ignore[attr-defined]
 
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
@@ -78,6 +90,14 @@ class LoggedModelCalls:
         model = self.get_logged_model(model_id)
         repo = repository_for_uri(model.artifact_location, self.tracking_uri)  # type: ignore[attr-defined]
         repo.log_artifacts(local_dir)
+
+
+def _model_id_given(model_id: Any) -> None:
+    if not model_id:
+        raise MlflowException(
+            f"`model_id` must be a non-empty string, but got {model_id!r}",
+            INVALID_PARAMETER_VALUE,
+        )
 
 
 def _strs(d: dict[str, Any] | None) -> dict[str, str]:

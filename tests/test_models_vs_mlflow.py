@@ -39,7 +39,23 @@ SEARCHES = [
     "tags.stage = 'none'",
 ]
 
+BAD_SEARCHES = [
+    "foo = 'x'",
+    "name = ",
+    "name > 'a'",
+    "creation_time LIKE '1'",
+    "stuff.a = 'b'",
+    "status = 'NOPE'",
+    "status LIKE 'R%'",
+]
+
 _ORACLE_SETUP = """
+def _err_of(fn):
+    try:
+        fn()
+    except Exception as e:
+        return _err(e)
+    return None
 import os, warnings, logging
 warnings.simplefilter("ignore")
 logging.disable(logging.WARNING)
@@ -119,6 +135,15 @@ res = {
                  for f in ARGS["searches"]},
     "by_name": [m.model_id for m in c.search_logged_models(
         ["0"], order_by=[{"field_name": "name", "ascending": False}])],
+    "search_errors": {f: _err_of(lambda: c.search_logged_models(["0"], filter_string=f))
+                      for f in ARGS["bad_searches"]},
+    "order_error": _err_of(lambda: c.search_logged_models(["0"], order_by=[{"field_name": "foo"}])),
+    "order_error2": _err_of(lambda: c.search_logged_models(["0"], order_by=[{"field_name": "params.a"}])),
+    "tag_error": _err_of(lambda: c.set_logged_model_tags("m-nope", {"a": "b"})),
+    "get_error": _err_of(lambda: c.get_logged_model("m-nope")),
+    "delete_tag_error": _err_of(lambda: c.delete_logged_model_tag(mid, "nokey")),
+    "name_error": _err_of(lambda: c.create_logged_model("0", name="a.b")),
+    "experiment_error": _err_of(lambda: c.create_logged_model("12345", name="x")),
 }
 _out(res)
 """,
@@ -127,6 +152,7 @@ _out(res)
         model_id=info.model_id,
         run_id=run.info.run_id,
         searches=SEARCHES,
+        bad_searches=BAD_SEARCHES,
     )
     expected = model.predict(X).tolist()
     assert out["pyfunc"] == expected and out["sklearn_runs"] == expected
@@ -139,6 +165,24 @@ _out(res)
     assert out["searches"] == mine
     assert out["by_name"] == by_name
     assert [len(mine[f]) for f in SEARCHES] == [3, 2, 1, 1, 2, 1, 1, 2, 1, 0]
+    client = mlflow.MlflowClient()
+    for flt in BAD_SEARCHES:
+        assert oracle.error_of(client.search_logged_models, ["0"], filter_string=flt) == (
+            out["search_errors"][flt]
+        ), flt
+    assert out["order_error"] == oracle.error_of(
+        client.search_logged_models, ["0"], order_by=[{"field_name": "foo"}]
+    )
+    assert out["order_error2"] == oracle.error_of(
+        client.search_logged_models, ["0"], order_by=[{"field_name": "params.a"}]
+    )
+    assert out["tag_error"] == oracle.error_of(client.set_logged_model_tags, "m-nope", {"a": "b"})
+    assert out["get_error"] == oracle.error_of(client.get_logged_model, "m-nope")
+    assert out["delete_tag_error"] == oracle.error_of(
+        client.delete_logged_model_tag, info.model_id, "nokey"
+    )
+    assert out["name_error"] == oracle.error_of(client.create_logged_model, "0", name="a.b")
+    assert out["experiment_error"] == oracle.error_of(client.create_logged_model, "12345", name="x")
 
 
 def test_asynctrack_loads_what_mlflow_logged(shared, tmp_path):

@@ -14,7 +14,12 @@ from typing import Any
 
 from ...entities import Metric
 from ...entities._logged_model import LoggedModel, LoggedModelStatus
-from ...exceptions import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, MlflowException
+from ...exceptions import (
+    INTERNAL_ERROR,
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_DOES_NOT_EXIST,
+    MlflowException,
+)
 from .rules import run_not_active, run_not_found
 
 MODELS_FOLDER = "models"
@@ -176,89 +181,134 @@ def get(conn: Any, model_id: str, allow_deleted: bool = False) -> LoggedModel:
     return _entity(conn, row)
 
 
-# attribute names of a filter -> columns (MLflow's SqlLoggedModel.ALIASES and columns)
-_ATTRIBUTES = {
-    "name": "name",
-    "model_id": "model_id",
-    "model_type": "model_type",
-    "status": "status",
-    "source_run_id": "source_run_id",
+# MLflow's SqlLoggedModel: its filter aliases, its columns, and the numeric ones
+_ALIASES = {
     "creation_time": "creation_timestamp_ms",
     "creation_timestamp": "creation_timestamp_ms",
     "last_updated_timestamp": "last_updated_timestamp_ms",
 }
+_COLUMN_NAMES = {
+    "model_id", "experiment_id", "name", "artifact_location", "creation_timestamp_ms",
+    "last_updated_timestamp_ms", "status", "lifecycle_stage", "model_type", "source_run_id",
+    "status_message",
+}
+_NUMERIC = {"creation_timestamp_ms", "last_updated_timestamp_ms"}
+_NUMERIC_OPS = ("<", "<=", ">", ">=", "=", "!=")
+_STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
+_ENTITIES = ["attributes", "metrics", "params", "tags"]
+_IDENTIFIER = re.compile(r"^([a-z]+)\.(.+)$")
 _CLAUSE = re.compile(
-    r"^\s*(?:(?P<entity>attributes?|params?|tags?|metrics?)\.)?(?P<key>`[^`]+`|[\w.]+)\s*"
-    r"(?P<op>=|!=|<=|>=|<|>|(?:NOT\s+)?I?LIKE|(?:NOT\s+)?IN)\s*(?P<value>.+?)\s*$",
+    r"^\s*(?P<ident>`[^`]+`|[\w.`]+)\s*"
+    r"(?P<op><=|>=|!=|=|<|>|(?:NOT\s+)?I?LIKE\b|(?:NOT\s+)?IN\b)\s*"
+    r"(?P<value>'(?:[^']|'')*'|\"[^\"]*\"|\([^)]*\)|[-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*$",
     re.IGNORECASE,
 )
 _SPLIT_AND = re.compile(r"\s+AND\s+(?=(?:[^']*'[^']*')*[^']*$)", re.IGNORECASE)
 
 
-def _value(text: str) -> Any:
-    text = text.strip()
-    if text.startswith("(") and text.endswith(")"):
-        return [_value(v) for v in re.findall(r"'(?:[^']|'')*'|[^,\s]+", text[1:-1])]
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    try:
-        return float(text) if "." in text else int(text)
-    except ValueError:
-        raise MlflowException(
-            f"Invalid filter string value: {text!r}", INVALID_PARAMETER_VALUE
-        ) from None
+def _bad_filter(filter_string: str) -> MlflowException:
+    return MlflowException(
+        f"Invalid filter string: {filter_string!r}. Expected a list of comparisons separated "
+        "by 'AND' (e.g. 'metrics.loss > 0.1 AND params.lr = 0.01').",
+        INVALID_PARAMETER_VALUE,
+    )
 
 
-def _where(filter_string: str | None) -> tuple[list[str], list[Any]]:
-    """SQL conditions and arguments for a filter of ``AND``-joined comparisons on attributes,
-    ``params.*``, ``tags.*`` and ``metrics.*`` (latest value)."""
-    if not filter_string or not filter_string.strip():
-        return [], []
-    conds: list[str] = []
-    args: list[Any] = []
+def _parse(filter_string: str) -> list[tuple[str, str, str, Any]]:
+    """(entity, key, op, value) per comparison, as MLflow's ``parse_filter_string``."""
+    import ast
+
+    out = []
     for clause in _SPLIT_AND.split(filter_string.strip()):
         m = _CLAUSE.match(clause)
         if not m:
+            raise _bad_filter(filter_string)
+        ident, op, raw = m["ident"], " ".join(m["op"].upper().split()), m["value"]
+        if im := _IDENTIFIER.match(ident):
+            entity, key = im.group(1), im.group(2).strip("`")
+            if entity not in _ENTITIES:
+                raise MlflowException(
+                    f"Invalid entity type: {entity!r}. Expected one of {_ENTITIES}.",
+                    INVALID_PARAMETER_VALUE,
+                )
+        else:
+            entity, key = "attributes", _ALIASES.get(ident, ident).strip("`")
+        numeric = entity == "metrics" or (entity == "attributes" and key in _NUMERIC)
+        ops = _NUMERIC_OPS if numeric else _STRING_OPS
+        if op not in ops:
             raise MlflowException(
-                f"Invalid filter string: {filter_string!r}", INVALID_PARAMETER_VALUE
+                f"Invalid comparison operator for {entity}.{key}: {op!r}. Expected one of {ops}.",
+                INVALID_PARAMETER_VALUE,
             )
-        entity = (m["entity"] or "attributes").lower().rstrip("s")
-        key = m["key"].strip("`")
-        op = " ".join(m["op"].upper().split())
-        value = _value(m["value"])
-        if op.endswith("IN"):
-            if not isinstance(value, list):
-                raise MlflowException(f"Invalid filter string: {filter_string!r}", INVALID_PARAMETER_VALUE)
-            rhs = "(" + ", ".join("?" * len(value)) + ")"
-            vals = value
+        if numeric:
+            try:
+                value: Any = float(raw)
+            except ValueError:
+                raise MlflowException(
+                    f"could not convert string to float: {raw!r}", INVALID_PARAMETER_VALUE
+                ) from None
+        elif raw.startswith("(") and raw.endswith(")"):
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                raise _bad_filter(filter_string) from None
+            value = (value,) if isinstance(value, str) else tuple(value)
+        else:
+            value = raw.strip("'")
+        out.append((entity, key, op, value))
+    return out
+
+
+def _where(filter_string: str | None) -> tuple[list[str], list[Any]]:
+    """SQL conditions and arguments for MLflow's logged-model filter: ``AND``-joined
+    comparisons on attributes, ``params.*``, ``tags.*`` and ``metrics.*``."""
+    if not filter_string:
+        return [], []
+    conds: list[str] = []
+    args: list[Any] = []
+    for entity, key, op, value in _parse(filter_string):
+        if entity == "attributes" and key == "status":
+            if op not in ("=", "!=", "IN", "NOT IN"):
+                raise MlflowException(
+                    f"Invalid comparison operator for status: {op}", INVALID_PARAMETER_VALUE
+                )
+            values = value if op in ("IN", "NOT IN") else (value,)
+            try:
+                ints = tuple(LoggedModelStatus(v).to_int() for v in values)
+            except ValueError:
+                raise MlflowException(
+                    f"Unknown model status in filter: {value!r}", INVALID_PARAMETER_VALUE
+                ) from None
+            value = ints if op in ("IN", "NOT IN") else ints[0]
+        if op in ("IN", "NOT IN"):
+            rhs, vals = "(" + ", ".join("?" * len(value)) + ")", list(value)
         else:
             rhs, vals = "?", [value]
-        if op.endswith("ILIKE"):
-            op = op.replace("ILIKE", "LIKE")
-            lhs_wrap = "LOWER({})"
-            vals = [str(v).lower() for v in vals]
-            rhs = "LOWER(?)"
+        if op == "ILIKE":
+            cmp = "LOWER({}) LIKE LOWER(?)"
         else:
-            lhs_wrap = "{}"
-        if entity == "attribute":
-            if key not in _ATTRIBUTES:
+            cmp = "{} " + op + " " + rhs
+        if entity == "attributes":
+            if key not in _COLUMN_NAMES:
                 raise MlflowException(
-                    f"Invalid attribute key {key!r} in filter string", INVALID_PARAMETER_VALUE
+                    f"type object 'SqlLoggedModel' has no attribute '{key}'", INTERNAL_ERROR
                 )
-            column = _ATTRIBUTES[key]
-            if column == "status":
-                vals = [LoggedModelStatus(v).to_int() for v in vals]
-            conds.append(f"{lhs_wrap.format(column)} {op} {rhs}")
+            conds.append(cmp.format(key))
         else:
             table, kcol, vcol = {
-                "param": ("logged_model_params", "param_key", "param_value"),
-                "tag": ("logged_model_tags", "tag_key", "tag_value"),
-                "metric": ("logged_model_metrics", "metric_name", "metric_value"),
+                "params": ("logged_model_params", "param_key", "param_value"),
+                "tags": ("logged_model_tags", "tag_key", "tag_value"),
+                "metrics": ("logged_model_metrics", "metric_name", "metric_value"),
             }[entity]
-            conds.append(
-                f"model_id IN (SELECT model_id FROM {table} WHERE {kcol} = ? AND "
-                f"{lhs_wrap.format(vcol)} {op} {rhs})"
-            )
+            where = f"{kcol} = ? AND " + cmp.format(vcol)
+            if entity == "metrics":  # the latest value (MLflow compares with it)
+                where = (
+                    f"{kcol} = ? AND " + cmp.format(vcol) + " AND metric_timestamp_ms = "
+                    "(SELECT MAX(metric_timestamp_ms) FROM logged_model_metrics l2 WHERE "
+                    "l2.model_id = logged_model_metrics.model_id AND l2.metric_name = "
+                    "logged_model_metrics.metric_name)"
+                )
+            conds.append(f"model_id IN (SELECT model_id FROM {table} WHERE {where})")
             vals = [key, *vals]
         args.extend(vals)
     return conds, args
@@ -296,9 +346,18 @@ def search(
     names = set()
     for ob in order_by or []:
         field = ob["field_name"]
-        column = _ATTRIBUTES.get(field)
-        if column is None:
-            raise MlflowException(f"Invalid order by field name: {field}", INVALID_PARAMETER_VALUE)
+        column = _ALIASES.get(field, field)
+        if field.startswith("metrics."):
+            raise MlflowException(
+                f"asynctrack does not order logged models by metrics yet: {field}",
+                INVALID_PARAMETER_VALUE,
+            )
+        if "." in field or column not in _COLUMN_NAMES:
+            raise MlflowException(
+                f"Invalid order by field name: {field}"
+                + (". Only metrics are supported." if "." in field else ""),
+                INVALID_PARAMETER_VALUE,
+            )
         names.add(column)
         order.append(f"{column} {'ASC' if ob.get('ascending', True) else 'DESC'}")
     if "creation_timestamp_ms" not in names:
