@@ -275,6 +275,13 @@ def test_get_search_and_tag_logged_models(fluent):
     assert ids("tags.stage = 'prod'") == []
     assert ids("name LIKE 'sec%'") == [b.model_id]
     assert ids("name IN ('first', 'second')") == [b.model_id, a.model_id]
+    assert ids("name NOT IN ('first')") == [b.model_id]
+    assert ids("status = 'READY'") == [b.model_id, a.model_id]
+    assert ids("status != 'READY'") == []
+    assert ids(f"creation_time >= {fluent.get_logged_model(b.model_id).creation_timestamp}") == [
+        b.model_id
+    ]
+    assert ids("params.kind LIKE 'l%' AND tags.stage != 'prod'") == [a.model_id]
     assert ids(order_by=[{"field_name": "name", "ascending": True}]) == [a.model_id, b.model_id]
     assert ids(max_results=1) == [b.model_id]
     page = fluent.MlflowClient().search_logged_models(["0"], max_results=1)
@@ -286,7 +293,20 @@ def test_get_search_and_tag_logged_models(fluent):
     assert list(df["status"]) == [LoggedModelStatus.READY, LoggedModelStatus.READY]
     with pytest.raises(MlflowException) as e:
         fluent.set_logged_model_tags("m-missing", {"a": "b"})
-    assert e.value.message == "Logged model with ID 'm-missing' not found."
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert e.value.message.startswith("Failed to get logged model with ID m-missing. ")
+    with pytest.raises(MlflowException) as e:
+        fluent.set_logged_model_tags("", {"a": "b"})
+    assert e.value.message == "`model_id` must be a non-empty string, but got ''"
+    with pytest.raises(MlflowException) as e:
+        fluent.search_logged_models(filter_string="params.kind > 'a'")
+    assert e.value.message == (
+        "Invalid comparison operator for params.kind: '>'. "
+        "Expected one of ('=', '!=', 'LIKE', 'ILIKE', 'IN', 'NOT IN')."
+    )
+    with pytest.raises(MlflowException) as e:
+        fluent.search_logged_models(order_by=[{"field_name": "metrics.acc"}])
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
     with pytest.raises(MlflowException) as e:
         fluent.sklearn.log_model(clf, name="bad/name")
     assert e.value.error_code == "INVALID_PARAMETER_VALUE"
