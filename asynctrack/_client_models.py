@@ -64,6 +64,19 @@ class LoggedModelCalls:
             run_id, [(m.model_id, int(m.step)) for m in models]
         )
 
+    def _copy_run_metrics_to_model(self, run_id: str, model_id: str, step: int) -> None:
+        """The run's metric points at ``step`` become the model's too (MLflow's ``Model.log``
+        logs them again with the model's id: ``log_model_metrics_for_step``)."""
+        points = []
+        for key in self.get_run(run_id).data.metrics:  # type: ignore[attr-defined]
+            for m in self.get_metric_history(run_id, key):  # type: ignore[attr-defined]
+                if m.step == step and m.model_id is None:
+                    points.append(
+                        (m.key, m.value, m.timestamp, m.step, run_id, m.dataset_name, m.dataset_digest)
+                    )
+        if points:
+            self._read().log_logged_model_metrics(model_id, points)  # type: ignore[attr-defined]
+
     def search_logged_models(
         self,
         experiment_ids: list[str],

@@ -200,6 +200,9 @@ def test_log_model_rows_and_uris(fluent, model):
     with fluent.start_run() as run:
         fluent.log_param("alpha", "0.5")
         fluent.set_tag("t", "v")
+        fluent.log_metric("acc", 0.5, step=1, timestamp=1000)
+        fluent.log_metric("acc", 0.7, step=3, timestamp=2000)
+        fluent.log_metric("loss", 0.1, step=3, timestamp=2000)
         info = fluent.sklearn.log_model(
             model, name="model", input_example=X.iloc[:2], params={"own": 1}, tags={"k": "v"},
             model_type="regressor", step=3,
@@ -222,6 +225,16 @@ def test_log_model_rows_and_uris(fluent, model):
     (inp,) = _rows(fluent, "inputs")
     assert inp[1:] == ("RUN_OUTPUT", run_id, "MODEL_OUTPUT", mid, 3)
     assert fluent.get_run(run_id).outputs.model_outputs == [LoggedModelOutput(mid, 3)]
+    assert sorted(r[1:5] + r[6:] for r in _rows(fluent, "logged_model_metrics")) == [
+        ("acc", 2000, 3, 0.7, run_id, None, None, None),
+        ("loss", 2000, 3, 0.1, run_id, None, None, None),
+    ]
+    metrics = sorted(fluent.get_logged_model(mid).metrics, key=lambda m: m.key)
+    assert [(m.key, m.value, m.step, m.model_id, m.run_id) for m in metrics] == [
+        ("acc", 0.7, 3, mid, run_id), ("loss", 0.1, 3, mid, run_id),
+    ]
+    assert fluent.search_logged_models(filter_string="metrics.acc > 0.6", output_format="list")
+    assert not fluent.search_logged_models(filter_string="metrics.acc > 0.8", output_format="list")
     assert sorted(os.listdir(location)) == [
         "MLmodel", "conda.yaml", "input_example.json", "model.pkl", "python_env.yaml",
         "requirements.txt", "serving_input_example.json",

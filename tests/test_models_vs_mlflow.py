@@ -193,6 +193,8 @@ from sklearn.linear_model import LinearRegression
 m = LinearRegression().fit(X, [1.0, 2.0, 3.5, 3.9])
 with mlflow.start_run() as run:
     mlflow.log_param("alpha", "0.5")
+    mlflow.log_metric("acc", 0.5, step=1, timestamp=1000)
+    mlflow.log_metric("acc", 0.7, step=2, timestamp=2000)
     info = mlflow.sklearn.log_model(
         m, name="reg", input_example=X.iloc[:2], serialization_format="cloudpickle",
         pip_requirements=["scikit-learn"], tags={"k": "v"}, model_type="r", step=2,
@@ -217,6 +219,8 @@ _out({"model_id": info.model_id, "run_id": run.info.run_id,
     # asynctrack logs the same model the same way: the same rows and MLmodel fields
     with mlflow.start_run() as run:
         mlflow.log_param("alpha", "0.5")
+        mlflow.log_metric("acc", 0.5, step=1, timestamp=1000)
+        mlflow.log_metric("acc", 0.7, step=2, timestamp=2000)
         ours = mlflow.sklearn.log_model(
             LinearRegression().fit(X, Y), name="reg", input_example=X.iloc[:2],
             pip_requirements=["scikit-learn"], tags={"k": "v"}, model_type="r", step=2,
@@ -242,6 +246,12 @@ _out({"model_id": info.model_id, "run_id": run.info.run_id,
             ))
             for mid_ in rows
         }
+        model_metrics = sorted(
+            c.execute(
+                "SELECT metric_name, metric_timestamp_ms, metric_step, metric_value, "
+                "experiment_id, dataset_uuid, dataset_name, dataset_digest FROM logged_model_metrics"
+            ).fetchall()
+        )
         inputs = sorted(
             c.execute("SELECT source_type, destination_type, step FROM inputs").fetchall()
         )
@@ -249,6 +259,7 @@ _out({"model_id": info.model_id, "run_id": run.info.run_id,
     assert params[mid] == params[ours.model_id] == [("alpha", "0.5")]
     assert tag_keys[mid] == tag_keys[ours.model_id]
     assert inputs == [("RUN_OUTPUT", "MODEL_OUTPUT", 2)] * 2
+    assert model_metrics == [("acc", 2000, 2, 0.7, 0, None, None, None)] * 2
 
     def mlmodel(model_id):
         loc = mlflow.get_logged_model(model_id).artifact_location

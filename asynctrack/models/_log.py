@@ -78,6 +78,7 @@ def log_model(
     try:
         if run_id is not None:
             client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
+            client._copy_run_metrics_to_model(run_id, logged.model_id, step)
         mlflow_model = Model(
             artifact_path=logged.artifact_location,
             model_uuid=logged.model_id,

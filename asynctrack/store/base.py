@@ -195,6 +195,10 @@ class Store(abc.ABC):
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
         self._no_logged_models()
 
+    def log_logged_model_metrics(self, model_id: str, metrics: list[tuple]) -> None:
+        """Metric points (name, value, timestamp, step, run_id, dataset name, digest) of a model."""
+        self._no_logged_models()
+
     def log_outputs(self, run_id: str, outputs: list[tuple[str, int]]) -> None:
         """Link models (id, step) to the run as its outputs."""
         self._no_logged_models()

@@ -61,6 +61,9 @@ class SqlLoggedModels:
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
         self._write_now(logged_models.delete_tag, model_id, key)
 
+    def log_logged_model_metrics(self, model_id: str, metrics: list[tuple]) -> None:
+        self._write_now(logged_models.log_metrics, model_id, metrics)
+
     def log_outputs(self, run_id: str, outputs: list[tuple[str, int]]) -> None:
         self._write_now(logged_models.log_outputs, run_id, outputs)
 

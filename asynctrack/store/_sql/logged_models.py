@@ -132,6 +132,20 @@ def delete_tag(conn: Any, model_id: str, key: str) -> None:
         )
 
 
+def log_metrics(conn: Any, model_id: str, metrics: list[tuple]) -> None:
+    """``logged_model_metrics`` rows (name, value, timestamp, step, run_id, dataset name,
+    dataset digest) of the model; a point already there is kept (MLflow's log_batch)."""
+    experiment_id = _experiment_of(conn, model_id)
+    for name, value, timestamp, step, run_id, dataset_name, dataset_digest in metrics:
+        conn.execute(
+            "INSERT INTO logged_model_metrics (model_id, metric_name, metric_timestamp_ms, "
+            "metric_step, metric_value, experiment_id, run_id, dataset_uuid, dataset_name, "
+            "dataset_digest) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT DO NOTHING",
+            (model_id, name, timestamp, step, value, experiment_id, run_id, dataset_name,
+             dataset_digest),
+        )
+
+
 def log_outputs(conn: Any, run_id: str, outputs: list[tuple[str, int]]) -> None:
     """``inputs`` rows RUN_OUTPUT(run) -> MODEL_OUTPUT(model), with the step (``log_outputs``)."""
     row = conn.execute(
