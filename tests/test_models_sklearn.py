@@ -345,3 +345,17 @@ def test_requirements_as_mlflow_processes_them(tmp_path, model):
     mlflow.sklearn.save_model(model, tmp_path / "c", extra_pip_requirements=["extra-pkg"])
     reqs = (tmp_path / "c" / "requirements.txt").read_text().splitlines()
     assert reqs[0] == "mlflow==3.18.0" and reqs[-1] == "extra-pkg" and len(reqs) == 7
+
+
+def test_log_model_artifact_path_is_the_name(fluent, model, caplog):
+    with fluent.start_run():
+        info = fluent.sklearn.log_model(model, "legacy")
+        with pytest.raises(MlflowException) as e:
+            fluent.sklearn.log_model(model, "a", name="b")
+    assert info.name == "legacy" == fluent.get_logged_model(info.model_id).name
+    assert "`artifact_path` is deprecated. Please use `name` instead." in caplog.text
+    assert e.value.message == (
+        "Both `artifact_path` (deprecated) and `name` parameters were specified. "
+        "Please only specify `name`."
+    )
+    assert len(_rows(fluent, "logged_models")) == 1

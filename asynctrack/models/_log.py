@@ -6,10 +6,14 @@ saving or uploading raised)."""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from typing import Any, Callable
 
+from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from .model import Model
+
+_logger = logging.getLogger(__name__)
 
 
 class ModelInfo:
@@ -52,18 +56,20 @@ def log_model(
     **save_kwargs: Any,
 ) -> ModelInfo:
     """Log a model saved by ``save(path=..., mlflow_model=..., **save_kwargs)``."""
-    import warnings
-
     from .. import fluent
     from ..client import MlflowClient
     from ..entities._logged_model import LoggedModelOutput, LoggedModelStatus
     from ..fluent._context import resolve_tags
 
-    if artifact_path is not None:
-        warnings.warn(
-            "`artifact_path` is deprecated. Please use `name` instead.", FutureWarning, stacklevel=3
+    if name is not None and artifact_path is not None:
+        raise MlflowException(
+            "Both `artifact_path` (deprecated) and `name` parameters were specified. "
+            "Please only specify `name`.",
+            INVALID_PARAMETER_VALUE,
         )
-        name = name or artifact_path
+    if artifact_path is not None:
+        _logger.warning("`artifact_path` is deprecated. Please use `name` instead.")
+        name = artifact_path
     client = MlflowClient()
     run = fluent.active_run()
     run_id = run.info.run_id if run else None

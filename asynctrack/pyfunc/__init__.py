@@ -60,8 +60,10 @@ class PyFuncModel:
         names = [c["name"] for c in schema if "name" in c]
         if not names:
             return data
-        missing = [n for n in names if n not in data.columns and names]
-        required_missing = [c["name"] for c in schema if c.get("name") in missing and c.get("required", True)]
+        required_missing = [
+            c["name"] for c in schema
+            if "name" in c and c["name"] not in data.columns and c.get("required", True)
+        ]
         if required_missing:
             raise MlflowException(
                 f"Model is missing inputs {required_missing}. Note that there were extra inputs: "
@@ -84,7 +86,12 @@ class PyFuncModel:
         return f"mlflow.pyfunc.loaded_model:\n  flavor: {self.loader_module}"
 
 
-def load_model(model_uri: str, suppress_warnings: bool = False, dst_path: str | None = None, model_config: Any = None) -> PyFuncModel:
+def load_model(
+    model_uri: str,
+    suppress_warnings: bool = False,
+    dst_path: str | None = None,
+    model_config: Any = None,
+) -> PyFuncModel:
     """The model at ``model_uri`` (path, ``runs:/``, ``models:/m-<id>``) as a PyFuncModel."""
     from ..models._uri import model_dir
 
