@@ -56,6 +56,10 @@ class LoggedModelCalls:
             ) from exc
         self._read().set_logged_model_tags(model_id, _strs(tags))  # type: ignore[attr-defined]
 
+    def delete_logged_model(self, model_id: str) -> None:
+        """Mark the model deleted (MLflow's soft delete; its files stay)."""
+        self._read().delete_logged_model(model_id)  # type: ignore[attr-defined]
+
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
         self._read().delete_logged_model_tag(model_id, key)  # type: ignore[attr-defined]
 

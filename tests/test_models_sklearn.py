@@ -326,8 +326,13 @@ def test_get_search_and_tag_logged_models(fluent):
     assert e.value.message.startswith("Invalid model name ('bad/name') provided.")
 
 
-def test_create_and_finalize_logged_model(fluent):
+def test_create_and_finalize_logged_model(fluent, model):
+    from asynctrack.fluent import _models
+
+    _models._last.model_id = None  # an earlier test's model, in another store
+    assert fluent.last_logged_model() is None
     m = fluent.create_logged_model(name="manual", params={"p": 1}, model_type="agent")
+    assert fluent.last_logged_model() == m
     assert m.status == LoggedModelStatus.PENDING and m.source_run_id is None
     assert m.params == {"p": "1"} and m.model_type == "agent"
     done = fluent.finalize_logged_model(m.model_id, LoggedModelStatus.FAILED)
@@ -335,6 +340,16 @@ def test_create_and_finalize_logged_model(fluent):
     assert done.last_updated_timestamp >= m.last_updated_timestamp
     unnamed = fluent.create_logged_model()
     assert unnamed.name and "-" in unnamed.name
+    info = fluent.sklearn.log_model(model, name="last")
+    assert fluent.last_logged_model().model_id == info.model_id
+    fluent.delete_logged_model(m.model_id)
+    with pytest.raises(MlflowException) as e:
+        fluent.get_logged_model(m.model_id)
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    gone = fluent.MlflowClient().get_logged_model(m.model_id, allow_deleted=True)
+    assert gone.last_updated_timestamp >= done.last_updated_timestamp
+    names = [x.name for x in fluent.search_logged_models(output_format="list")]
+    assert sorted(names) == sorted(["last", unnamed.name])
 
 
 def test_requirements_as_mlflow_processes_them(tmp_path, model):

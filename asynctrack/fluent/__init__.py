@@ -48,9 +48,11 @@ from ._runs import (
 )
 from ._models import (
     create_logged_model,
+    delete_logged_model,
     delete_logged_model_tag,
     finalize_logged_model,
     get_logged_model,
+    last_logged_model,
     search_logged_models,
     set_logged_model_tags,
 )
@@ -61,6 +63,8 @@ from . import _preemption
 _preemption.install()
 
 __all__ = [
+    "delete_logged_model",
+    "last_logged_model",
     "set_logged_model_tags",
     "search_logged_models",
     "get_logged_model",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from ..entities._logged_model import LoggedModel, LoggedModelStatus
@@ -31,13 +32,32 @@ def create_logged_model(
         experiment_id = _get_experiment_id() or (
             client().get_run(source_run_id).info.experiment_id if source_run_id else None
         )
-    return client().create_logged_model(
+    return _remember(client().create_logged_model(
         experiment_id, name, source_run_id, resolve_tags(tags), params, model_type
-    )
+    ))
 
 
 def get_logged_model(model_id: str) -> LoggedModel:
     return client().get_logged_model(model_id)
+
+
+# The id of the model this thread logged or created last (MLflow's _last_logged_model_id).
+_last = threading.local()
+
+
+def _remember(model: LoggedModel) -> LoggedModel:
+    _last.model_id = model.model_id
+    return model
+
+
+def last_logged_model() -> LoggedModel | None:
+    """The model this thread logged or created last, as it is stored now; None before any."""
+    model_id = getattr(_last, "model_id", None)
+    return get_logged_model(model_id) if model_id else None
+
+
+def delete_logged_model(model_id: str) -> None:
+    client().delete_logged_model(model_id)
 
 
 def finalize_logged_model(model_id: str, status: LoggedModelStatus | str) -> LoggedModel:

@@ -60,6 +60,7 @@ def log_model(
     from ..client import MlflowClient
     from ..entities._logged_model import LoggedModelOutput, LoggedModelStatus
     from ..fluent._context import resolve_tags
+    from ..fluent._models import _remember
 
     if name is not None and artifact_path is not None:
         raise MlflowException(
@@ -81,6 +82,7 @@ def log_model(
         logged = client.create_logged_model(
             experiment_id, name, run_id, resolve_tags(tags), all_params, model_type
         )
+        _remember(logged)
     try:
         if run_id is not None:
             client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])

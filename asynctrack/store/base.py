@@ -189,6 +189,9 @@ class Store(abc.ABC):
     def finalize_logged_model(self, model_id: str, status: Any) -> Any:
         return self._no_logged_models()
 
+    def delete_logged_model(self, model_id: str) -> None:
+        self._no_logged_models()
+
     def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
         self._no_logged_models()
 

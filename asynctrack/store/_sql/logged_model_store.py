@@ -55,6 +55,9 @@ class SqlLoggedModels:
         self._write_now(logged_models.finalize, model_id, status)
         return self.get_logged_model(model_id)
 
+    def delete_logged_model(self, model_id: str) -> None:
+        self._write_now(logged_models.delete, model_id)
+
     def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
         self._write_now(logged_models.set_tags, model_id, tags)
 

@@ -106,6 +106,16 @@ def finalize(conn: Any, model_id: str, status: LoggedModelStatus) -> None:
     )
 
 
+def delete(conn: Any, model_id: str) -> None:
+    """A soft delete, as MLflow's: lifecycle_stage 'deleted' (get and search skip it)."""
+    _experiment_of(conn, model_id)
+    conn.execute(
+        "UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_timestamp_ms = ? "
+        "WHERE model_id = ?",
+        (_now_ms(), model_id),
+    )
+
+
 def set_tags(conn: Any, model_id: str, tags: dict[str, str]) -> None:
     """Upsert: a repeated key keeps the last value, as MLflow's ``_bulk_upsert``."""
     experiment_id = _experiment_of(conn, model_id)
