@@ -225,6 +225,9 @@ def test_log_model_rows_and_uris(fluent, model):
     (inp,) = _rows(fluent, "inputs")
     assert inp[1:] == ("RUN_OUTPUT", run_id, "MODEL_OUTPUT", mid, 3)
     assert fluent.get_run(run_id).outputs.model_outputs == [LoggedModelOutput(mid, 3)]
+    assert run.outputs.model_outputs == [LoggedModelOutput(mid, 3)]
+    assert fluent.models.Model.load(f"models:/{mid}").model_id == mid
+    assert fluent.models.Model.load(f"runs:/{run_id}/model").run_id == run_id
     assert sorted(r[1:5] + r[6:] for r in _rows(fluent, "logged_model_metrics")) == [
         ("acc", 2000, 3, 0.7, run_id, None, None, None),
         ("loss", 2000, 3, 0.1, run_id, None, None, None),
@@ -374,3 +377,16 @@ def test_log_model_artifact_path_is_the_name(fluent, model, caplog):
         "Please only specify `name`."
     )
     assert len(_rows(fluent, "logged_models")) == 1
+
+
+def test_skops_needs_its_extra(tmp_path, model):
+    try:
+        import skops  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("skops is installed here")
+    with pytest.raises(ImportError) as e:
+        mlflow.sklearn.save_model(model, tmp_path / "s", serialization_format="skops")
+    assert "pip install 'asynctrack[skops]'" in str(e.value)
+    assert not (tmp_path / "s").exists()

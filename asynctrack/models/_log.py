@@ -58,6 +58,7 @@ def log_model(
     """Log a model saved by ``save(path=..., mlflow_model=..., **save_kwargs)``."""
     from .. import fluent
     from ..client import MlflowClient
+    from ..entities import RunOutputs
     from ..entities._logged_model import LoggedModelOutput, LoggedModelStatus
     from ..fluent._context import resolve_tags
     from ..fluent._models import _remember
@@ -85,7 +86,13 @@ def log_model(
         _remember(logged)
     try:
         if run_id is not None:
-            client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
+            output = LoggedModelOutput(logged.model_id, step)
+            client.log_outputs(run_id, [output])
+            # the active run's outputs follow, as MLflow keeps its cached run in sync
+            if run.outputs is None:
+                run._outputs = RunOutputs([output])
+            else:
+                run.outputs.model_outputs.append(output)
             client._copy_run_metrics_to_model(run_id, logged.model_id, step)
         mlflow_model = Model(
             artifact_path=logged.artifact_location,

@@ -112,7 +112,13 @@ class Model:
 
     @classmethod
     def load(cls, path: str) -> Model:
-        """From an ``MLmodel`` file, or a model directory holding one."""
+        """From an ``MLmodel`` file, a model directory holding one, or a model URI
+        (``runs:/``, ``models:/m-<id>``), as MLflow's ``Model.load``."""
+        path = os.fspath(path)
+        if "://" in path or path.startswith(("runs:", "models:")):
+            from ._uri import model_dir
+
+            path = model_dir(path)
         if os.path.isdir(path):
             path = os.path.join(path, MLMODEL_FILE_NAME)
         with open(path) as f:

@@ -46,10 +46,10 @@ _SKOPS_FILE = "model.skops"
 _LOADER_MODULE = "mlflow.sklearn"  # MLflow's name: real MLflow can load the model
 
 
-def _require(module: str, package: str | None = None):
+def _require(module: str, package: str | None = None, extra: str = "sklearn"):
     from .._extras import require
 
-    return require(module, "sklearn", "A scikit-learn model in MLflow's format", package)
+    return require(module, extra, "A scikit-learn model in MLflow's format", package)
 
 
 def _prepare_path(path: str) -> None:
@@ -63,7 +63,27 @@ def _prepare_path(path: str) -> None:
 
 def _dump(sk_model: Any, out: str, fmt: str, trusted: list[str] | None) -> None:
     if fmt == SERIALIZATION_FORMAT_SKOPS:
-        _require("skops.io", "skops").dump(sk_model, out)
+        sio = _require("skops.io", "skops", "skops")
+        try:
+            sio.dump(sk_model, out)
+            sio.load(out, trusted=trusted)  # MLflow refuses a model it could not load back
+        except Exception as exc:
+            if os.path.exists(out):
+                os.remove(out)
+            if type(exc).__name__ == "UntrustedTypesFoundException":
+                raise MlflowException(
+                    "The saved sklearn model references untrusted types. If you are sure "
+                    "loading these types is safe, set the 'skops_trusted_types' parameter when "
+                    "calling 'log_model' or 'save_model' to the list of trusted types. "
+                    f"Root error: {exc!s}"
+                ) from exc
+            raise MlflowException(
+                "The sklearn model could not be serialized in the skops serialization format. "
+                "skops does not support custom functions or classes that are not defined at "
+                "the top level. To work around this limitation, you can set the "
+                "serialization_format 'cloudpickle', while exercising caution due to the "
+                "possible arbitrary code during model deserialization using CloudPickle."
+            ) from exc
         return
     import pickle
 
@@ -207,7 +227,7 @@ def log_model(
 
 def _load_file(path: str, fmt: str, trusted: list[str] | None) -> Any:
     if fmt == SERIALIZATION_FORMAT_SKOPS:
-        return _require("skops.io", "skops").load(path, trusted=trusted)
+        return _require("skops.io", "skops", "skops").load(path, trusted=trusted)
     if fmt not in SUPPORTED_SERIALIZATION_FORMATS:
         raise MlflowException(
             f"Unrecognized serialization format: {fmt}. Please specify one of the following "
