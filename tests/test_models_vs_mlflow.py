@@ -20,6 +20,7 @@ import asynctrack as mlflow  # noqa: E402
 from asynctrack.entities import LoggedModelStatus  # noqa: E402
 from tests import oracle  # noqa: E402
 from tests.oracle import oracle_python  # noqa: E402,F401 (skipif evaluates oracle_python)
+from tests._store_fixtures import tracking_uri_of_kind  # noqa: E402
 
 pytestmark = [pytest.mark.mlflow, oracle.needs_mlflow]
 
@@ -81,13 +82,20 @@ def _fields(m) -> dict:
     }
 
 
+def _oracle_uri(uri: str) -> str:
+    """The URI as the oracle opens it: its venv has psycopg2, not psycopg 3."""
+    scheme, rest = uri.split("://", 1)
+    return f"postgresql+psycopg2://{rest}" if scheme.startswith("postgres") else uri
+
+
 @pytest.fixture
-def shared(tmp_path, monkeypatch):
-    """One SQLite tracking URI (its artifacts under tmp_path/mlruns) for both sides."""
+def shared(store_kind, tmp_path, monkeypatch, request):
+    """One tracking URI (SQLite, or a PostgreSQL database; artifacts under tmp_path/mlruns)
+    for both sides."""
     monkeypatch.chdir(tmp_path)
     for name in [n for n in os.environ if n.startswith("MLFLOW_")]:
         monkeypatch.delenv(name)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = tracking_uri_of_kind(store_kind, tmp_path, request)
     from asynctrack import tracking_uri
     from asynctrack.fluent import _experiments
 
@@ -148,7 +156,7 @@ res = {
 _out(res)
 """,
         cwd=tmp_path,
-        uri=shared,
+        uri=_oracle_uri(shared),
         model_id=info.model_id,
         run_id=run.info.run_id,
         searches=SEARCHES,
@@ -185,6 +193,7 @@ _out(res)
     assert out["experiment_error"] == oracle.error_of(client.create_logged_model, "12345", name="x")
 
 
+@pytest.mark.sqlite_only("reads the rows of both sides from the SQLite file")
 def test_asynctrack_loads_what_mlflow_logged(shared, tmp_path):
     out = oracle.run(
         _ORACLE_SETUP
