@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from itertools import zip_longest
 from typing import Any
 
-from ._client_models import LoggedModelCalls
 from . import events
 from . import _validation as v
+from ._client_models import LoggedModelCalls
 from ._names import generate_run_name
 from ._search import SEARCH_MAX_RESULTS_DEFAULT
 from .entities import Experiment, FileInfo, Metric, Param, Run, RunStatus, RunTag, ViewType
