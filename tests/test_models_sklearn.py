@@ -360,6 +360,11 @@ def test_requirements_as_mlflow_processes_them(tmp_path, model):
     assert (tmp_path / "a" / "requirements.txt").read_text() == "mlflow==3.18.0\nscikit-learn\nx==1"
     mlflow.sklearn.save_model(model, tmp_path / "b", pip_requirements=["mlflow>=3", "numpy"])
     assert (tmp_path / "b" / "requirements.txt").read_text() == "mlflow>=3\nnumpy"
+    (tmp_path / "reqs.txt").write_text("# pinned\nscikit-learn==1.9.1\n\nnumpy  # any\n")
+    mlflow.sklearn.save_model(model, tmp_path / "f", pip_requirements=str(tmp_path / "reqs.txt"))
+    assert (tmp_path / "f" / "requirements.txt").read_text() == (
+        "mlflow==3.18.0\nscikit-learn==1.9.1\nnumpy"
+    )
     mlflow.sklearn.save_model(model, tmp_path / "c", extra_pip_requirements=["extra-pkg"])
     reqs = (tmp_path / "c" / "requirements.txt").read_text().splitlines()
     assert reqs[0] == "mlflow==3.18.0" and reqs[-1] == "extra-pkg" and len(reqs) == 7

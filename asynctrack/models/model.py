@@ -208,6 +208,16 @@ def default_requirements(packages: list[str]) -> list[str]:
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
+def _requirement_list(reqs: list[str] | str) -> list[str]:
+    """A list as it is; a string names a requirements file, read without comments or blank
+    lines (MLflow's ``_parse_pip_requirements``)."""
+    if isinstance(reqs, (str, os.PathLike)):
+        with open(reqs) as f:
+            lines = [line.split("#", 1)[0].strip() for line in f]
+        return [line for line in lines if line]
+    return [str(r) for r in reqs]
+
+
 def process_requirements(
     default: list[str], pip_requirements: list[str] | None, extra: list[str] | None
 ) -> list[str]:
@@ -215,9 +225,9 @@ def process_requirements(
     ones; ``mlflow==3.18.0`` first unless one names mlflow already (the reader of this
     format); duplicates dropped, first kept."""
     if pip_requirements is not None:
-        reqs = list(pip_requirements)
+        reqs = _requirement_list(pip_requirements)
     else:
-        reqs = list(default) + list(extra or [])
+        reqs = list(default) + _requirement_list(extra or [])
     names = [(m.group(1).lower() if (m := _REQ_NAME.match(r)) else r) for r in reqs]
     if "mlflow" not in names:
         reqs.insert(0, f"mlflow=={MLFLOW_FORMAT_VERSION}")
