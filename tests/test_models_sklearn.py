@@ -343,6 +343,10 @@ def test_create_and_finalize_logged_model(fluent, model):
     assert done.last_updated_timestamp >= m.last_updated_timestamp
     unnamed = fluent.create_logged_model()
     assert unnamed.name and "-" in unnamed.name
+    fluent.log_outputs([LoggedModelOutput(unnamed.model_id, 7)])  # starts a run
+    run_id = fluent.active_run().info.run_id
+    assert fluent.get_run(run_id).outputs.model_outputs == [LoggedModelOutput(unnamed.model_id, 7)]
+    fluent.end_run()
     info = fluent.sklearn.log_model(model, name="last")
     assert fluent.last_logged_model().model_id == info.model_id
     fluent.delete_logged_model(m.model_id)

@@ -53,6 +53,7 @@ from ._models import (
     finalize_logged_model,
     get_logged_model,
     last_logged_model,
+    log_outputs,
     search_logged_models,
     set_logged_model_tags,
 )
@@ -63,6 +64,7 @@ from . import _preemption
 _preemption.install()
 
 __all__ = [
+    "log_outputs",
     "delete_logged_model",
     "last_logged_model",
     "set_logged_model_tags",

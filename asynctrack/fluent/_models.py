@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..entities._logged_model import LoggedModel, LoggedModelStatus
+from ..entities._logged_model import LoggedModel, LoggedModelOutput, LoggedModelStatus
 from ..exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from ._client import client
 from ._experiments import _get_experiment_id
@@ -54,6 +54,14 @@ def last_logged_model() -> LoggedModel | None:
     """The model this thread logged or created last, as it is stored now; None before any."""
     model_id = getattr(_last, "model_id", None)
     return get_logged_model(model_id) if model_id else None
+
+
+def log_outputs(models: list[LoggedModelOutput] | None = None) -> None:
+    """Link models to the active run as its outputs (a run is started if none is active)."""
+    from ._runs import _get_or_start_run
+
+    run = _get_or_start_run()
+    client().log_outputs(run.info.run_id, models or [])
 
 
 def delete_logged_model(model_id: str) -> None:
