@@ -14,13 +14,17 @@ from .tracking_uri import get_tracking_uri, is_tracking_uri_set, set_tracking_ur
 __version__ = "0.1.0"
 
 
+# Loaded on first use, as ``mlflow.artifacts``, ``mlflow.data`` or ``mlflow.sklearn`` is reached:
+# they need optional extras (pandas; scikit-learn, cloudpickle, PyYAML).
+_LAZY = ("artifacts", "data", "models", "pyfunc", "sklearn")
+
+
 def __getattr__(name: str):
-    """``asynctrack.artifacts`` and ``asynctrack.data`` load on first use, as ``mlflow.artifacts``
-    and ``mlflow.data`` are reached."""
-    if name in ("artifacts", "data"):
+    """``asynctrack.artifacts``, ``.data``, ``.models``, ``.pyfunc`` and ``.sklearn`` load on first use."""
+    if name in _LAZY:
         import importlib
 
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
@@ -29,6 +33,9 @@ __all__ = [
     "RunOperations",
     "artifacts",
     "data",
+    "models",
+    "pyfunc",
+    "sklearn",
     "entities",
     "exceptions",
     "get_tracking_uri",

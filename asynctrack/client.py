@@ -18,6 +18,7 @@ from typing import Any
 
 from . import events
 from . import _validation as v
+from ._client_models import LoggedModelCalls
 from ._names import generate_run_name
 from ._search import SEARCH_MAX_RESULTS_DEFAULT
 from .entities import Experiment, FileInfo, Metric, Param, Run, RunStatus, RunTag, ViewType
@@ -115,7 +116,7 @@ def _has_int_beyond_sqlite(value: Any) -> bool:
     return False
 
 
-class MlflowClient:
+class MlflowClient(LoggedModelCalls):
     """Client of an MLflow tracking store, with MLflow 3.18's signatures and behaviour."""
 
     def __init__(

@@ -5,6 +5,7 @@ from asynctrack.entities._dataset import Dataset, DatasetInput, InputTag
 from asynctrack.entities._enums import LifecycleStage, RunStatus, SourceType, ViewType
 from asynctrack.entities._experiment import Experiment
 from asynctrack.entities._file_info import FileInfo
+from asynctrack.entities._logged_model import LoggedModel, LoggedModelOutput, LoggedModelStatus
 from asynctrack.entities._metric import Metric
 from asynctrack.entities._param import Param
 from asynctrack.entities._run import Run
@@ -21,6 +22,9 @@ __all__ = [
     "ExperimentTag",
     "FileInfo",
     "LifecycleStage",
+    "LoggedModel",
+    "LoggedModelOutput",
+    "LoggedModelStatus",
     "Metric",
     "Param",
     "Run",

@@ -48,6 +48,17 @@ from ._runs import (
     restore_run,
     start_run,
 )
+from ._models import (
+    create_logged_model,
+    delete_logged_model,
+    delete_logged_model_tag,
+    finalize_logged_model,
+    get_logged_model,
+    last_logged_model,
+    log_outputs,
+    search_logged_models,
+    set_logged_model_tags,
+)
 from ._search import search_experiments, search_runs
 from ..system_metrics import (
     disable_system_metrics_logging,
@@ -62,6 +73,15 @@ from . import _preemption
 _preemption.install()
 
 __all__ = [
+    "log_outputs",
+    "delete_logged_model",
+    "last_logged_model",
+    "set_logged_model_tags",
+    "search_logged_models",
+    "get_logged_model",
+    "finalize_logged_model",
+    "delete_logged_model_tag",
+    "create_logged_model",
     "ActiveRun",
     "active_run",
     "create_experiment",

@@ -166,5 +166,58 @@ class Store(abc.ABC):
         """A page of experiments matching MLflow's filter, and the next token."""
         raise NotImplementedError
 
+    # -- logged models (MLflow 3): the SQL stores implement these (_sql.logged_model_store) --
+    def _no_logged_models(self) -> Any:
+        from ..exceptions import MlflowException
+
+        raise MlflowException(
+            f"Logged models are not supported by asynctrack's store for {self.shown_uri} yet"
+        )
+
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str,
+        source_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        model_type: str | None = None,
+    ) -> Any:
+        """A new PENDING LoggedModel, its artifacts under ``<experiment>/models/<id>/artifacts``."""
+        return self._no_logged_models()
+
+    def finalize_logged_model(self, model_id: str, status: Any) -> Any:
+        return self._no_logged_models()
+
+    def delete_logged_model(self, model_id: str) -> None:
+        self._no_logged_models()
+
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
+        self._no_logged_models()
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        self._no_logged_models()
+
+    def log_logged_model_metrics(self, model_id: str, metrics: list[tuple]) -> None:
+        """Metric points (name, value, timestamp, step, run_id, dataset name, digest) of a model."""
+        self._no_logged_models()
+
+    def log_outputs(self, run_id: str, outputs: list[tuple[str, int]]) -> None:
+        """Link models (id, step) to the run as its outputs."""
+        self._no_logged_models()
+
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> Any:
+        return self._no_logged_models()
+
+    def search_logged_models(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None = None,
+        max_results: int | None = None,
+        order_by: list[dict[str, Any]] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[Any], str | None]:
+        return self._no_logged_models()
+
     def close(self) -> None:
         """Release read-side resources."""

@@ -23,6 +23,7 @@ from ...exceptions import (
     MlflowException,
 )
 from .._schema_rules import check_revision
+from .._sql.logged_model_store import SqlLoggedModels
 from .._sql.store_reads import SqlReads
 from ..base import Store, redacted
 from . import search
@@ -66,7 +67,7 @@ class _Reader:
         return self.raw.execute(text, args)
 
 
-class PostgresStore(SqlReads, Store):
+class PostgresStore(SqlLoggedModels, SqlReads, Store):
     """MLflow's tracking tables on PostgreSQL (``postgresql://`` and SQLAlchemy's
     ``postgresql+driver://`` forms; libpq's environment fills what the URI leaves out)."""
 
@@ -210,6 +211,19 @@ class PostgresStore(SqlReads, Store):
             conn = self._connect(replica)
             local.conn, local.pid = conn, pid
         return conn
+
+    def _write_now(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(connection, *args)`` in one transaction on a connection of its own (logged
+        models: see _sql.logged_model_store); a driver error as an MlflowException."""
+        psycopg = _driver()
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                return fn(_Reader(conn), *args)
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+        finally:
+            conn.close()
 
     def _read(self, fn: Callable[..., Any], *args: Any, raw: bool = False, heavy: bool = False) -> Any:
         """``fn(connection, *args)`` on this thread's connection (to the read replica for a

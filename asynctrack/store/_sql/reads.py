@@ -22,8 +22,10 @@ from ...entities import (
     RunData,
     RunInfo,
     RunInputs,
+    RunOutputs,
     RunTag,
 )
+from ...entities._logged_model import LoggedModelOutput
 from ...exceptions import INVALID_PARAMETER_VALUE, MlflowException
 from .rules import experiment_not_found, run_not_found
 
@@ -107,8 +109,22 @@ def run(conn: Reader, run_id: str) -> Run:
     tags = [
         RunTag(k, v) for k, v in conn.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,))
     ]
-    inputs = dataset_inputs(conn, [run_id]).get(run_id, [])
-    return Run(info, RunData(metrics=metrics, params=params, tags=tags), RunInputs(dataset_inputs=inputs))
+    # The models the run logged (MLflow 3's RUN_OUTPUT inputs rows); a run without any keeps
+    # no outputs, as before logged models existed.
+    outputs = [
+        LoggedModelOutput(model_id, step)
+        for model_id, step in conn.execute(
+            "SELECT destination_id, step FROM inputs WHERE source_type = 'RUN_OUTPUT' "
+            "AND source_id = ? AND destination_type = 'MODEL_OUTPUT'",
+            (run_id,),
+        ).fetchall()
+    ]
+    return Run(
+        info,
+        RunData(metrics=metrics, params=params, tags=tags),
+        RunInputs(dataset_inputs=dataset_inputs(conn, [run_id]).get(run_id, [])),
+        RunOutputs(outputs) if outputs else None,
+    )
 
 
 def dataset_inputs(conn: Any, run_ids: list[str], mark: str = "?") -> dict[str, list[DatasetInput]]:

@@ -8,11 +8,20 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ...exceptions import MlflowException
 from ..base import Store, StoreUnavailable
+from .._sql.logged_model_store import SqlLoggedModels
 from .._sql.store_reads import SqlReads
 from . import search
 from .access import Access, open_error, open_file, why_read_only
-from .connection import READER_PRAGMAS, SQLITE_FORK_GATE, connect, path_from_uri, retry_sync
+from .connection import (
+    READER_PRAGMAS,
+    SQLITE_FORK_GATE,
+    WRITER_PRAGMAS,
+    connect,
+    path_from_uri,
+    retry_sync,
+)
 from .writes import SqliteWriter
 
 _fork_generation = 0
@@ -28,7 +37,7 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-class SqliteStore(SqlReads, Store):
+class SqliteStore(SqlLoggedModels, SqlReads, Store):
     """Reads on a per-thread sqlite3 connection in the caller's thread; writes through aiosqlite.
 
     A file this process cannot write (read-only mount, immutable, no write permission) is opened
@@ -104,6 +113,31 @@ class SqliteStore(SqlReads, Store):
     def reset_after_fork(self) -> None:
         """The child of a fork starts with a writer of its own (never the parent's connection)."""
         self._writer = SqliteWriter(self.path, self.artifact_root)
+
+    def _write_now(self, fn, *args):
+        """``fn(conn, *args)`` in a transaction of its own on a short-lived connection, retried
+        through SQLITE_BUSY (logged models: see _sql.logged_model_store)."""
+        reason = self._still_read_only()
+        if reason is not None:
+            raise MlflowException(f"{self.path} is read-only: {reason}")
+
+        def write():
+            with SQLITE_FORK_GATE:
+                conn = connect(self.path, pragmas=WRITER_PRAGMAS)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn, *args)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return result
+            finally:
+                with SQLITE_FORK_GATE:
+                    conn.close()
+
+        return retry_sync(write)
 
     # -- reads ----------------------------------------------------------------------------------
     def _conn(self):
