@@ -292,6 +292,33 @@ def test_log_metric_with_dataset_links_it(fluent):
     assert mlflow.get_run(r2.info.run_id).inputs.dataset_inputs == []
 
 
+def test_log_metric_with_dataset_links_once_per_run(fluent, monkeypatch):
+    """A loop logging every step with dataset= waits for the link once per run and dataset,
+    not at every step (the link is waited for; asynchronous points must stay asynchronous)."""
+    links = []
+    real = MlflowClient.log_inputs
+
+    def counted(self, run_id, datasets=None, models=None):
+        links.append((run_id, [d.dataset.name for d in datasets or []]))
+        return real(self, run_id, datasets, models)
+
+    monkeypatch.setattr(MlflowClient, "log_inputs", counted)
+    train = mlflow.data.from_pandas(pd.DataFrame({"a": [1.0]}), source="/t.csv", name="train")
+    val = mlflow.data.from_pandas(pd.DataFrame({"a": [2.0]}), source="/v.csv", name="val")
+    runs = []
+    for _ in range(2):
+        with mlflow.start_run() as r:
+            runs.append(r.info.run_id)
+            for step in range(50):
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step, dataset=train, synchronous=False)
+                mlflow.log_metrics({"acc": step / 50}, step=step, dataset=val, synchronous=False)
+    assert links == [(runs[0], ["train"]), (runs[0], ["val"]), (runs[1], ["train"]), (runs[1], ["val"])]
+    for run_id in runs:
+        got = mlflow.get_run(run_id)
+        assert sorted(i.dataset.name for i in got.inputs.dataset_inputs) == ["train", "val"]
+        assert len(mlflow.MlflowClient().get_metric_history(run_id, "loss")) == 50
+
+
 def _err(fn, *args, **kw):
     with pytest.raises(MlflowException) as info:
         fn(*args, **kw)

@@ -226,6 +226,12 @@ def test_log_model_rows_and_uris(fluent, model):
     assert inp[1:] == ("RUN_OUTPUT", run_id, "MODEL_OUTPUT", mid, 3)
     assert fluent.get_run(run_id).outputs.model_outputs == [LoggedModelOutput(mid, 3)]
     assert run.outputs.model_outputs == [LoggedModelOutput(mid, 3)]
+    (found,) = fluent.search_runs(output_format="list")  # search returns outputs as get_run does
+    assert found.outputs.model_outputs == [LoggedModelOutput(mid, 3)]
+    with pytest.raises(MlflowException) as e:  # the same output twice: the store's unique key
+        fluent.MlflowClient().log_outputs(run_id, [LoggedModelOutput(mid, 3)])
+    assert e.value.error_code == "BAD_REQUEST"
+    assert fluent.get_run(run_id).outputs.model_outputs == [LoggedModelOutput(mid, 3)]
     assert fluent.models.Model.load(f"models:/{mid}").model_id == mid
     assert fluent.models.Model.load(f"runs:/{run_id}/model").run_id == run_id
     assert sorted(r[1:5] + r[6:] for r in _rows(fluent, "logged_model_metrics")) == [

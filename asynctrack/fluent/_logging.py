@@ -7,6 +7,7 @@ call (MLflow reads the run back from the store on every ``log_metric``).
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from ..client import _now_ms
@@ -39,7 +40,16 @@ def _no_models_or_datasets(model_id: Any, dataset: Any, run_id: str | None = Non
             INVALID_PARAMETER_VALUE,
         )
     if dataset is not None:
-        c.log_inputs(run_id, datasets=[DatasetInput(as_entity(dataset), tags=[])])
+        # Linked once per client, run and dataset: the link is waited for (its errors are the
+        # caller's), and a loop logging each step with dataset= must not wait at every step.
+        linked = _linked.setdefault(c, set())
+        key = (run_id, dataset.name, dataset.digest)
+        if key not in linked:
+            c.log_inputs(run_id, datasets=[DatasetInput(as_entity(dataset), tags=[])])
+            linked.add(key)
+
+
+_linked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> datasets it linked
 
 
 def _dataset_fields(dataset: Any) -> dict[str, Any]:

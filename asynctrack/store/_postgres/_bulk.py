@@ -407,6 +407,8 @@ async def _copy_entries(conn, run_id: str, entries: Sequence[tuple]) -> None:
     entry and one constant tail joined in C, where the general way builds ordered points, then
     unzips and zips them again (a third of the Python a synchronous log_batch paid)."""
     tail = (False, run_id)
+    # Entries are tuples: the writer decodes records with use_list=False (events.decode_many),
+    # and tuple + tuple is 3-5x cheaper than (*entry, False, run_id).
     rows = [e + tail for e in entries]
     n = len(rows)
     key, value, ts, step = zip(*entries)

@@ -24,10 +24,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ..._gc import paused_gc
-from ...entities import Experiment, Run, RunData, RunInfo, RunInputs
+from ...entities import Experiment, Run, RunData, RunInfo
 from ...exceptions import BAD_REQUEST, MlflowException
 from .._sql import search_sql
-from .._sql.reads import dataset_inputs, run_info_from_row
+from .._sql.reads import add_inputs_and_outputs, run_info_from_row
 from .._sql.search_sql import Dialect, compile_run_search, create_page_token
 
 if TYPE_CHECKING:
@@ -170,11 +170,7 @@ def _load_page(conn: psycopg.Connection, page: list) -> list[Run]:
                 run_info_from_row((run_uuid, name, user, status, start, end, stage, uri, exp_id))
             info = info_from_store(run_uuid, str(exp_id), user, status, start, end, stage, uri, name)
             runs.append(run_from_store(info, data_from_raw(metrics[i], params[i], tags[i])))
-    found = dataset_inputs(conn, ids, mark="%s")  # MLflow's search returns them with each run
-    for run in runs:
-        inputs = found.get(run.info.run_id)
-        if inputs:
-            run._inputs = RunInputs(dataset_inputs=inputs)
+    add_inputs_and_outputs(conn, runs, mark="%s")
     return runs
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...exceptions import (
+    BAD_REQUEST,
     INTERNAL_ERROR,
     INVALID_PARAMETER_VALUE,
     INVALID_STATE,
@@ -221,7 +222,10 @@ class PostgresStore(SqlLoggedModels, SqlReads, Store):
             with conn.transaction():
                 return fn(_Reader(conn), *args)
         except psycopg.Error as exc:
-            raise self._error(exc) from exc
+            error = self._error(exc)
+            if (sqlstate(exc) or "").startswith("23"):  # a constraint: MLflow's session says BAD_REQUEST
+                error = MlflowException(error.message, BAD_REQUEST)
+            raise error from exc
         finally:
             conn.close()
 

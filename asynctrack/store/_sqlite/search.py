@@ -20,10 +20,10 @@ from itertools import groupby
 from operator import itemgetter
 
 from ..._gc import paused_gc
-from ...entities import Experiment, Run, RunData, RunInfo, RunInputs
+from ...entities import Experiment, Run, RunData, RunInfo
 from .._sql import search_sql
 from .._sql.search_sql import Dialect, compile_run_search, create_page_token
-from .._sql.reads import dataset_inputs, run_info_from_row
+from .._sql.reads import add_inputs_and_outputs, run_info_from_row
 
 
 def like_to_glob(pattern: str) -> str:
@@ -166,19 +166,8 @@ def _load_page(conn: sqlite3.Connection, rowids: list[int]) -> list[Run]:
                 run_info_from_row((run_uuid, name, user, status, start, end, stage, uri, exp_id))
             info = info_from_store(run_uuid, str(exp_id), user, status, start, end, stage, uri, name)
             runs[i] = run_from_store(info, data_from_raw(by_position[i], p, t))
-    _add_inputs(conn, runs)
+    add_inputs_and_outputs(conn, runs)
     return runs
-
-
-def _add_inputs(conn: sqlite3.Connection, runs: list) -> None:
-    """The page's dataset inputs (MLflow's search returns them with each run)."""
-    if conn.execute("SELECT 1 FROM inputs LIMIT 1").fetchone() is None:
-        return  # no run has inputs: spare the page its IN query
-    found = dataset_inputs(conn, [run.info.run_id for run in runs])
-    for run in runs:
-        inputs = found.get(run.info.run_id)
-        if inputs:
-            run._inputs = RunInputs(dataset_inputs=inputs)
 
 
 _fifth_field = itemgetter(4)

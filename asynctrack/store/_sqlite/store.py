@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...exceptions import MlflowException
+from ...exceptions import BAD_REQUEST, TEMPORARILY_UNAVAILABLE, MlflowException
 from ..base import Store, StoreUnavailable
 from .._sql.logged_model_store import SqlLoggedModels
 from .._sql.store_reads import SqlReads
@@ -137,7 +137,11 @@ class SqliteStore(SqlLoggedModels, SqlReads, Store):
                 with SQLITE_FORK_GATE:
                     conn.close()
 
-        return retry_sync(write)
+        try:
+            return retry_sync(write)
+        except sqlite3.Error as exc:  # as MLflow's managed session reports SQLAlchemy's errors
+            code = TEMPORARILY_UNAVAILABLE if isinstance(exc, sqlite3.OperationalError) else BAD_REQUEST
+            raise MlflowException(f"({type(exc).__module__}.{type(exc).__name__}) {exc}", code) from exc
 
     # -- reads ----------------------------------------------------------------------------------
     def _conn(self):
