@@ -190,12 +190,13 @@ def test_search_reads_one_snapshot_and_leaves_no_transaction(pg_world):
     watched = _Watched(conn)
     runs, _ = search.search_runs(watched, exps, "metrics.m1 > 0", ViewType.ALL, 5, ["params.p1"], None)
     search.search_experiments(watched, ViewType.ALL, 5, "tags.team IS NOT NULL", None, None)
-    assert runs and len(watched.seen) == 4 + 3  # SET, page, pairs, metrics; SET, page, tags
+    # SET, page, pairs, metrics, the inputs probe (no run has inputs here); SET, page, tags
+    assert runs and len(watched.seen) == 5 + 3
     assert {s[1:] for s in watched.seen} == {("INTRANS", "repeatable read", "on")}
     assert conn.info.transaction_status == pq.TransactionStatus.IDLE
     watched.seen.clear()
     with conn.transaction():
         search.search_runs(watched, exps, "", ViewType.ALL, 5, None, None)
         assert conn.info.transaction_status == pq.TransactionStatus.INTRANS
-    assert [s[0] for s in watched.seen] == ["SELECT"] * 3  # no SET: the caller's transaction
+    assert [s[0] for s in watched.seen] == ["SELECT"] * 4  # no SET: the caller's transaction
     assert conn.info.transaction_status == pq.TransactionStatus.IDLE
