@@ -31,7 +31,7 @@ def _run_client(run_id: str | None):
     return run_id, c
 
 
-def _no_models_or_datasets(model_id: Any, dataset: Any, run_id: str | None = None, c: Any = None) -> None:
+def _refuse_model_link_dataset(model_id: Any, dataset: Any, run_id: str | None = None, c: Any = None) -> None:
     """model_id= is refused; dataset= links the dataset to the run first, as MLflow's
     _log_inputs_for_metrics_if_necessary does (the store links a run to a dataset once)."""
     if model_id is not None:
@@ -52,12 +52,6 @@ def _no_models_or_datasets(model_id: Any, dataset: Any, run_id: str | None = Non
 _linked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> datasets it linked
 
 
-def _dataset_fields(dataset: Any) -> dict[str, Any]:
-    if dataset is None:
-        return {}
-    return {"dataset_name": dataset.name, "dataset_digest": dataset.digest}
-
-
 def log_metric(
     key: str,
     value: float,
@@ -76,10 +70,8 @@ def log_metric(
     else:
         run_id, c = _run_client(run_id)
     if model_id is not None or dataset is not None:
-        _no_models_or_datasets(model_id, dataset, run_id, c)
-        return c.log_metric(
-            run_id, key, value, timestamp, step or 0, synchronous=synchronous, **_dataset_fields(dataset)
-        )
+        # (the metrics table keeps no dataset fields, as MLflow's: the link is all there is)
+        _refuse_model_link_dataset(model_id, dataset, run_id, c)
     return c.log_metric(run_id, key, value, timestamp, step or 0, synchronous=synchronous)
 
 
@@ -95,7 +87,7 @@ def log_metrics(
     """Log several metrics at one step and time, as one batch."""
     run_id, c = _run_client(run_id)
     # MLflow links the dataset per metric logged: none for an empty dict.
-    _no_models_or_datasets(model_id, dataset if metrics else None, run_id, c)
+    _refuse_model_link_dataset(model_id, dataset if metrics else None, run_id, c)
     timestamp = timestamp if timestamp is not None else _now_ms()
     return c._log_metric_dict(run_id, metrics, timestamp, step or 0, synchronous)
 
